@@ -1,0 +1,66 @@
+"""The `pistalka` command for operators."""
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+from app import migrate
+from app.config import Settings
+
+
+def _serve(settings: Settings, host: str, port: int, worker: bool) -> None:
+    import uvicorn
+
+    from app.main import create_app
+
+    migrate.upgrade(settings)
+    settings.server_key  # noqa: B018 - generate the data-directory secret before serving
+    app = create_app(settings, run_background_worker=worker)
+    print(f"Píšťalka is running on http://{host}:{port}", flush=True)  # noqa: T201
+    # No access log: request lines carry client addresses and, on tracking pages, secrets.
+    uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=False)
+
+
+async def _worker(settings: Settings) -> None:
+    from app.db import create_engine, create_sessionmaker
+    from app.worker import run_worker
+
+    engine = create_engine(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_worker(create_sessionmaker(engine), settings, stop)
+    finally:
+        await engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pistalka", description="Píšťalka operator commands")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="bring the database schema up to date")
+    serve = commands.add_parser("serve", help="run the web service (and the worker)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true", help="do not run the worker here")
+    commands.add_parser("worker", help="run the background worker alone")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    if args.command == "migrate":
+        migrate.upgrade(settings)
+        print("Database is up to date.")  # noqa: T201
+    elif args.command == "serve":
+        _serve(settings, args.host, args.port, worker=not args.no_worker)
+    elif args.command == "worker":
+        migrate.upgrade(settings)
+        asyncio.run(_worker(settings))
+
+
+if __name__ == "__main__":
+    main()

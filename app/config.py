@@ -1,0 +1,72 @@
+"""Configuration from PISTALKA_* environment variables."""
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PISTALKA_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: bool = False
+    smtp_starttls: bool = False
+    smtp_timeout: float = 10.0
+    mail_from: str = "Píšťalka <noreply@localhost>"
+
+    argon2_memory_kib: int = 65536
+    argon2_iterations: int = 3
+    argon2_lanes: int = 4
+    session_hours: int = 8
+    login_lock_after: int = 10
+    login_lock_minutes: int = 15
+    login_slowdown_seconds: float = 1.0
+
+    worker_interval_seconds: float = 2.0
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL; an SQLite file under the data directory by default."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'pistalka.db').resolve()}"
+        if url.startswith("sqlite:"):
+            return "sqlite+aiosqlite:" + url.removeprefix("sqlite:")
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url.removeprefix(prefix)
+        return url
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    @cached_property
+    def server_key(self) -> bytes:
+        """The service's own secret: configured, or generated once into the data directory."""
+        if self.secret_key is not None:
+            return bytes.fromhex(self.secret_key.get_secret_value())
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: two processes starting at once must not overwrite each other's key.
+            try:
+                with path.open("x", encoding="ascii") as handle:
+                    path.chmod(0o600)
+                    handle.write(secrets.token_hex(32))
+            except FileExistsError:
+                pass
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,54 @@
+"""Request dependencies: settings, the current designated person, the CSRF check."""
+
+from typing import Annotated
+
+from fastapi import Depends, Form, Request
+
+from app.config import Settings
+from app.db import SessionDep
+from app.errors import Forbidden, Unauthorized
+from app.i18n import N_
+from app.services import auth
+from app.services.auth import CurrentMember
+
+
+def session_cookie_name(settings: Settings) -> str:
+    # The __Host- prefix makes browsers refuse the cookie unless it is Secure, host-only, Path=/.
+    return "__Host-pistalka" if settings.secure_cookies else "pistalka_session"
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+async def optional_member(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> CurrentMember | None:
+    current = await auth.resolve_session(
+        session, settings, request.cookies.get(session_cookie_name(settings))
+    )
+    if current is not None:
+        request.state.csrf_token = current.csrf_token
+    return current
+
+
+OptionalMemberDep = Annotated[CurrentMember | None, Depends(optional_member)]
+
+
+async def require_member(current: OptionalMemberDep) -> CurrentMember:
+    if current is None:
+        raise Unauthorized(N_("Log in first."), code="not_logged_in")
+    return current
+
+
+CurrentMemberDep = Annotated[CurrentMember, Depends(require_member)]
+
+
+async def require_csrf(current: CurrentMemberDep, csrf: Annotated[str, Form()] = "") -> None:
+    """HTML forms of a logged-in member carry a token bound to the session."""
+    if not auth.verify_csrf(current, csrf):
+        raise Forbidden(N_("The form has expired. Reload the page and try again."), code="csrf")

@@ -1,0 +1,176 @@
+"""The FastAPI application: middleware, error handlers and routers."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.errors import AppError
+from app.i18n import N_
+from app.routers import admin, api_auth, api_organisations, public
+from app.templating import redirect, render
+from app.worker import run_worker
+
+logger = logging.getLogger("pistalka")
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+NULL_ORIGIN_PATHS = ("/track", "/api/v1/public/")
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def error_response(
+    request: Request, status: int, code: str, message: str, field: str | None = None
+) -> Response:
+    """The JSON error shape under /api (English), the error page elsewhere (translated)."""
+    headers = {"Retry-After": str(60)} if status == 429 else None
+    if _is_api(request):
+        error: dict[str, object] = {"code": code, "message": message}
+        if field is not None:
+            error["field"] = field
+        return JSONResponse({"error": error}, status_code=status, headers=headers)
+    return render(
+        request,
+        "error.html",
+        {"status": status, "message": message},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _field_of(error: dict[str, object]) -> str:
+    location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query")]  # type: ignore[attr-defined]
+    return ".".join(location) or "body"
+
+
+async def _handle_app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)  # noqa: S101
+    if exc.code == "not_logged_in" and not _is_api(request):
+        return redirect(request, "/login")
+    response = error_response(request, exc.status_code, exc.code, exc.message, exc.field)
+    if retry_after := getattr(exc, "retry_after", None):
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+async def _handle_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    first = exc.errors()[0] if exc.errors() else {}
+    field = _field_of(first)
+    message = f"{field}: {first.get('msg', 'invalid value')}"
+    response = error_response(request, 422, "invalid", message, field)
+    if isinstance(response, JSONResponse) and _is_api(request):
+        details = [{"field": _field_of(e), "message": e.get("msg", "")} for e in exc.errors()]
+        response = JSONResponse(
+            {"error": {"code": "invalid", "message": message, "field": field, "details": details}},
+            status_code=422,
+        )
+    return response
+
+
+async def _handle_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    message = N_("Not found.") if exc.status_code == 404 else str(exc.detail)
+    return error_response(request, exc.status_code, codes.get(exc.status_code, "error"), message)
+
+
+def _own_origins(request: Request, settings: Settings) -> set[str]:
+    public = urlsplit(settings.public_url)
+    return {f"{public.scheme}://{public.netloc}", f"{request.url.scheme}://{request.url.netloc}"}
+
+
+def _is_cross_site(request: Request, settings: Settings) -> bool:
+    """A state-changing request sent from another site's page."""
+    origin = request.headers.get("origin")
+    if request.method in SAFE_METHODS or origin is None:
+        return False
+    if origin == "null":
+        # Pages under Referrer-Policy: no-referrer (the whistleblower's) post with Origin: null;
+        # everywhere else the policy is same-origin, so a null origin means a sandboxed frame.
+        return not request.url.path.startswith(NULL_ORIGIN_PATHS)
+    return origin not in _own_origins(request, settings)
+
+
+def create_app(settings: Settings | None = None, *, run_background_worker: bool = False) -> FastAPI:
+    """Build the application; `pistalka serve` runs the worker in the same process."""
+    settings = settings or Settings()
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = None
+        if run_background_worker:
+            task = asyncio.create_task(run_worker(sessionmaker, settings, stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Píšťalka",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # Cross-site requests that change state are refused before they reach a route.
+        if _is_cross_site(request, settings):
+            return error_response(request, 403, "cross_origin", N_("Cross-site request refused."))
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
+        )
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        if settings.secure_cookies:
+            response.headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
+        return response
+
+    app.add_exception_handler(AppError, _handle_app_error)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_error)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(api_organisations.router)
+    app.include_router(api_auth.router)
+    app.include_router(admin.router)
+    app.include_router(public.router)  # last: it owns the catch-all /{slug}
+    return app

@@ -1,0 +1,16 @@
+"""SQLAlchemy models; importing this package registers every table on Base.metadata."""
+
+from app.models.base import Base
+from app.models.member import LoginThrottle, Member, MemberSession, Membership
+from app.models.organisation import Organisation
+from app.models.outbox import OutboxMail
+
+__all__ = [
+    "Base",
+    "LoginThrottle",
+    "Member",
+    "MemberSession",
+    "Membership",
+    "Organisation",
+    "OutboxMail",
+]

@@ -1,0 +1,27 @@
+from datetime import datetime
+
+from sqlalchemy import LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, UUIDPrimaryKey, utcnow
+
+
+class Organisation(UUIDPrimaryKey, Base):
+    __tablename__ = "organisation"
+
+    slug: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    ico: Mapped[str] = mapped_column(String(8))
+    address: Mapped[str] = mapped_column(String(500))
+    email: Mapped[str] = mapped_column(String(254))
+    email_verified_at: Mapped[datetime | None]
+    # Keyed hash of the pending verification token; cleared once used.
+    email_verification_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    # HPKE public key; the private key exists only wrapped (grants, recovery key).
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    recovery_wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def can_receive_reports(self) -> bool:
+        return self.email_verified_at is not None

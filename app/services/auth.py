@@ -1,0 +1,270 @@
+"""Designated-person login, sessions, the failed-login throttle and TOTP."""
+
+import asyncio
+import base64
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import pyotp
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import crypto
+from app.config import Settings
+from app.errors import AppError, Conflict, RateLimited, Unauthorized
+from app.i18n import N_
+from app.models import LoginThrottle, Member, MemberSession, Membership, Organisation
+from app.models.base import utcnow
+from app.services import keys
+
+SLOWDOWN_AFTER = 3
+TOTP_ISSUER = "Píšťalka"
+INVALID_CREDENTIALS = N_("Wrong e-mail or password.")
+# Spent on unknown e-mails so they take as long as known ones (a fixed salt is fine: the
+# result is thrown away).
+_DUMMY_SALT = bytes(16)
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    member: Member
+    session: MemberSession
+    cookie_value: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class CurrentMember:
+    """The member behind a live session cookie, with the private key the cookie unlocks."""
+
+    member: Member
+    session: MemberSession
+    private_key: bytes = field(repr=False)
+    csrf_token: str = field(repr=False)
+
+
+def _token_hash(secret: bytes) -> bytes:
+    return hashlib.sha256(secret).digest()
+
+
+def _session_key(secret: bytes) -> bytes:
+    return crypto.derive_key(secret, "session")
+
+
+def _session_aad(session_id: uuid.UUID) -> bytes:
+    return b"session|" + session_id.bytes
+
+
+def _totp_key(settings: Settings) -> bytes:
+    return keys.server_subkey(settings, "totp")
+
+
+def slowdown_seconds(settings: Settings, failures: int) -> float:
+    """How long a login answer waits after `failures` failed attempts: doubling, capped."""
+    if failures < SLOWDOWN_AFTER:
+        return 0.0
+    delay: float = settings.login_slowdown_seconds * 2.0 ** (failures - SLOWDOWN_AFTER)
+    return min(delay, 8.0)
+
+
+def _throttle_key(settings: Settings, email: str) -> bytes:
+    return keys.keyed_hash(settings, "login-throttle", email.encode())
+
+
+async def login(
+    session: AsyncSession, settings: Settings, email: str, password: str, totp: str | None
+) -> LoggedIn:
+    """Check the credentials and open a session; the same answer whether the e-mail exists."""
+    email = email.strip().lower()
+    now = utcnow()
+    throttle_key = _throttle_key(settings, email)
+    throttle = await session.get(LoginThrottle, throttle_key, with_for_update=True)
+    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
+        raise RateLimited(
+            N_("Too many failed attempts. Try again later."),
+            retry_after=int((throttle.locked_until - now).total_seconds()) + 1,
+        )
+    member = await session.scalar(select(Member).where(Member.email == email))
+    try:
+        private_key = await _check_password(settings, member, password)
+        assert member is not None  # noqa: S101 - _check_password raised otherwise
+        _check_totp(settings, member, totp, now)
+    except AppError:
+        if throttle is None:
+            throttle = LoginThrottle(key_hash=throttle_key, failures=0, last_failed_at=now)
+            session.add(throttle)
+        _record_failure(settings, throttle, now)
+        # The one service that commits: the request fails, yet the failure must be counted.
+        await session.commit()
+        await asyncio.sleep(slowdown_seconds(settings, throttle.failures))
+        raise
+    if throttle is not None:
+        await session.delete(throttle)
+    return await _open_session(session, settings, member, private_key, now)
+
+
+async def _check_password(settings: Settings, member: Member | None, password: str) -> bytes:
+    if member is None:
+        await keys.derive_password_keys(password, _DUMMY_SALT, keys.argon2_params(settings))
+        raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
+    derived = await keys.derive_password_keys(
+        password, member.password_salt, crypto.Argon2Params.decode(member.password_params)
+    )
+    if not crypto.verify_equal(derived.verifier, member.password_verifier):
+        raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
+    return keys.unwrap_member_key(derived, member.id, member.wrapped_private_key)
+
+
+def _check_totp(settings: Settings, member: Member, code: str | None, now: datetime) -> None:
+    if member.totp_enabled_at is None:
+        return
+    if not code:
+        raise Unauthorized(N_("Enter the code from your authenticator app."), code="totp_required")
+    counter = _matching_totp_counter(settings, member, code, now)
+    if counter is None or (member.totp_last_counter or -1) >= counter:
+        raise Unauthorized(N_("The authenticator code is not valid."), code="invalid_totp")
+    member.totp_last_counter = counter  # a code is accepted once
+
+
+def _matching_totp_counter(
+    settings: Settings, member: Member, code: str, now: datetime
+) -> int | None:
+    """The time step whose code matches, one step of clock drift allowed either way."""
+    if member.totp_secret is None or not code.strip().isdigit() or len(code.strip()) != 6:
+        return None
+    secret = crypto.open_sealed(_totp_key(settings), member.totp_secret, member.id.bytes)
+    totp = pyotp.TOTP(secret.decode("ascii"))
+    matched = None
+    for drift in (-1, 0, 1):
+        moment = now + timedelta(seconds=drift * totp.interval)
+        if crypto.verify_equal(totp.at(moment).encode(), code.strip().encode()):
+            matched = totp.timecode(moment)
+    return matched
+
+
+def _record_failure(settings: Settings, throttle: LoginThrottle, now: datetime) -> None:
+    throttle.failures += 1
+    throttle.last_failed_at = now
+    if throttle.failures >= settings.login_lock_after:
+        # Failures are kept: after the lock runs out, the next failure locks again at once.
+        throttle.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
+
+
+async def _open_session(
+    session: AsyncSession, settings: Settings, member: Member, private_key: bytes, now: datetime
+) -> LoggedIn:
+    secret = secrets.token_bytes(32)
+    session_id = uuid.uuid4()
+    row = MemberSession(
+        id=session_id,
+        token_hash=_token_hash(secret),
+        member_id=member.id,
+        sealed_private_key=crypto.seal(_session_key(secret), private_key, _session_aad(session_id)),
+        created_at=now,
+        expires_at=now + timedelta(hours=settings.session_hours),
+    )
+    session.add(row)
+    await session.flush()
+    cookie = base64.urlsafe_b64encode(secret).decode().rstrip("=")
+    return LoggedIn(member=member, session=row, cookie_value=cookie)
+
+
+def _decode_cookie(value: str) -> bytes | None:
+    if len(value) != 43:
+        return None
+    try:
+        secret = base64.urlsafe_b64decode(value + "=")
+    except ValueError:
+        return None
+    return secret if len(secret) == 32 else None
+
+
+async def resolve_session(
+    session: AsyncSession, settings: Settings, cookie_value: str | None
+) -> CurrentMember | None:
+    """The member of a live session cookie, or None."""
+    secret = _decode_cookie(cookie_value) if cookie_value else None
+    if secret is None:
+        return None
+    token_hash = _token_hash(secret)
+    row = await session.scalar(select(MemberSession).where(MemberSession.token_hash == token_hash))
+    if row is None or not crypto.verify_equal(row.token_hash, token_hash):
+        return None
+    if row.expires_at <= utcnow():
+        await session.delete(row)
+        return None
+    member = await session.get(Member, row.member_id)
+    if member is None:
+        return None
+    private_key = crypto.open_sealed(
+        _session_key(secret), row.sealed_private_key, _session_aad(row.id)
+    )
+    csrf = keys.keyed_hash(settings, "csrf", token_hash).hex()
+    return CurrentMember(member=member, session=row, private_key=private_key, csrf_token=csrf)
+
+
+def verify_csrf(current: CurrentMember, token: str) -> bool:
+    return crypto.verify_equal(current.csrf_token.encode(), token.encode())
+
+
+async def logout(session: AsyncSession, current: CurrentMember) -> None:
+    """End the session: its row, and with it the only copy of the unwrapped key, is deleted."""
+    await session.execute(delete(MemberSession).where(MemberSession.id == current.session.id))
+
+
+async def member_organisations(session: AsyncSession, member_id: uuid.UUID) -> list[Organisation]:
+    """The organisations a member serves."""
+    result = await session.scalars(
+        select(Organisation)
+        .join(Membership, Membership.organisation_id == Organisation.id)
+        .where(Membership.member_id == member_id)
+        .order_by(Organisation.name)
+    )
+    return list(result)
+
+
+@dataclass(frozen=True)
+class TotpSetup:
+    secret: str = field(repr=False)
+    uri: str = field(repr=False)
+
+
+async def start_totp(session: AsyncSession, settings: Settings, member: Member) -> TotpSetup:
+    """A new TOTP secret, pending until a code from it is confirmed."""
+    if member.totp_enabled_at is not None:
+        raise Conflict(N_("Two-factor authentication is already on."), code="totp_enabled")
+    secret = pyotp.random_base32()
+    member.totp_secret = crypto.seal(_totp_key(settings), secret.encode(), member.id.bytes)
+    await session.flush()
+    uri = pyotp.TOTP(secret).provisioning_uri(name=member.email, issuer_name=TOTP_ISSUER)
+    return TotpSetup(secret=secret, uri=uri)
+
+
+async def confirm_totp(
+    session: AsyncSession, settings: Settings, member: Member, code: str
+) -> None:
+    """Switch TOTP on once the member proves their authenticator has the pending secret."""
+    if member.totp_enabled_at is not None:
+        raise Conflict(N_("Two-factor authentication is already on."), code="totp_enabled")
+    now = utcnow()
+    counter = _matching_totp_counter(settings, member, code, now)
+    if counter is None:
+        raise Unauthorized(N_("The authenticator code is not valid."), code="invalid_totp")
+    member.totp_enabled_at = now
+    member.totp_last_counter = counter
+    await session.flush()
+
+
+async def disable_totp(
+    session: AsyncSession, settings: Settings, member: Member, code: str
+) -> None:
+    """Switch TOTP off; a current code is required."""
+    if member.totp_enabled_at is None:
+        raise Conflict(N_("Two-factor authentication is off."), code="totp_disabled")
+    _check_totp(settings, member, code, utcnow())
+    member.totp_secret = None
+    member.totp_enabled_at = None
+    member.totp_last_counter = None
+    await session.flush()

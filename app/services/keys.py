@@ -1,0 +1,130 @@
+"""Key custody: member key pairs, grants of the organisation key, recovery and server sub-keys."""
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass, field
+
+import anyio
+
+from app import crypto
+from app.config import Settings
+
+# Argon2id takes tens of megabytes and most of a core: at most two run at once (2 cores), so a
+# burst of logins queues instead of starving the event loop and the memory.
+_ARGON2_SLOTS = 2
+_limiter: anyio.CapacityLimiter | None = None
+
+
+def _argon2_limiter() -> anyio.CapacityLimiter:
+    global _limiter
+    if _limiter is None:
+        _limiter = anyio.CapacityLimiter(_ARGON2_SLOTS)
+    return _limiter
+
+
+def argon2_params(settings: Settings) -> crypto.Argon2Params:
+    return crypto.Argon2Params(
+        memory_kib=settings.argon2_memory_kib,
+        iterations=settings.argon2_iterations,
+        lanes=settings.argon2_lanes,
+    )
+
+
+def server_subkey(settings: Settings, purpose: str) -> bytes:
+    return crypto.derive_key(settings.server_key, purpose)
+
+
+def keyed_hash(settings: Settings, purpose: str, value: bytes) -> bytes:
+    """A keyed hash for looking up secrets (tokens, e-mails) without storing them."""
+    return hmac.new(server_subkey(settings, purpose), value, hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class MemberKeys:
+    public_key: bytes
+    salt: bytes
+    params: str
+    verifier: bytes = field(repr=False)
+    wrapped_private_key: bytes = field(repr=False)
+    private_key: bytes = field(repr=False)
+
+
+def _member_aad(member_id: uuid.UUID) -> bytes:
+    return b"member-key|" + member_id.bytes
+
+
+async def derive_password_keys(
+    password: str, salt: bytes, params: crypto.Argon2Params
+) -> crypto.PasswordKeys:
+    """Argon2id in a worker thread, bounded, so logins never stall the event loop."""
+    return await anyio.to_thread.run_sync(
+        crypto.derive_password_keys, password, salt, params, limiter=_argon2_limiter()
+    )
+
+
+async def new_member_keys(settings: Settings, member_id: uuid.UUID, password: str) -> MemberKeys:
+    """A fresh key pair for a member, its private half wrapped under the password."""
+    params = argon2_params(settings)
+    salt = crypto.new_salt()
+    derived = await derive_password_keys(password, salt, params)
+    pair = crypto.generate_keypair()
+    return MemberKeys(
+        public_key=pair.public,
+        salt=salt,
+        params=params.encode(),
+        verifier=derived.verifier,
+        wrapped_private_key=crypto.seal(derived.wrap_key, pair.private, _member_aad(member_id)),
+        private_key=pair.private,
+    )
+
+
+def unwrap_member_key(
+    derived: crypto.PasswordKeys, member_id: uuid.UUID, wrapped_private_key: bytes
+) -> bytes:
+    return crypto.open_sealed(derived.wrap_key, wrapped_private_key, _member_aad(member_id))
+
+
+def _grant_aad(organisation_id: uuid.UUID, member_id: uuid.UUID) -> bytes:
+    return b"grant|" + organisation_id.bytes + member_id.bytes
+
+
+def grant_org_key(
+    org_private_key: bytes,
+    member_public_key: bytes,
+    organisation_id: uuid.UUID,
+    member_id: uuid.UUID,
+) -> bytes:
+    """Wrap the organisation private key to one member's public key."""
+    return crypto.seal_to(
+        member_public_key, org_private_key, _grant_aad(organisation_id, member_id)
+    )
+
+
+def open_grant(
+    grant: bytes, member_private_key: bytes, organisation_id: uuid.UUID, member_id: uuid.UUID
+) -> bytes:
+    return crypto.open_with(member_private_key, grant, _grant_aad(organisation_id, member_id))
+
+
+def _recovery_aad(organisation_id: uuid.UUID) -> bytes:
+    return b"recovery|" + organisation_id.bytes
+
+
+def wrap_with_recovery_key(
+    recovery_key: str, org_private_key: bytes, organisation_id: uuid.UUID
+) -> bytes:
+    normalised = crypto.normalise_recovery_key(recovery_key)
+    if normalised is None:
+        raise ValueError("malformed recovery key")
+    key = crypto.code_key(normalised, "recovery-key")
+    return crypto.seal(key, org_private_key, _recovery_aad(organisation_id))
+
+
+def open_with_recovery_key(recovery_key: str, wrapped: bytes, organisation_id: uuid.UUID) -> bytes:
+    """The organisation private key, or CryptoError when the recovery key is wrong."""
+    normalised = crypto.normalise_recovery_key(recovery_key)
+    if normalised is None:
+        raise crypto.CryptoError("malformed recovery key")
+    key = crypto.code_key(normalised, "recovery-key")
+    return crypto.open_sealed(key, wrapped, _recovery_aad(organisation_id))

@@ -1,0 +1,293 @@
+"""The e-mail outbox: mails are rows sealed under a server sub-key, sent later by the worker.
+
+A mail is queued in the caller's transaction, so it exists exactly when what it announces was
+committed. The worker claims one due mail at a time under a lease, sends it outside any
+transaction and then erases it; a crash between the two leaves a lease that expires, so a mail is
+sent at least once and, while the lease holds, by one worker only.
+"""
+
+import json
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any, cast
+
+import aiosmtplib
+from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import crypto
+from app.config import Settings
+from app.models.base import utcnow
+from app.models.outbox import OutboxMail
+from app.services import keys
+
+logger = logging.getLogger("pistalka.mail")
+
+KEY_PURPOSE = "outbox"
+AAD = b"outbox"
+PAYLOAD_VERSION = 1
+LEASE = timedelta(minutes=5)
+CLAIM_TRIES = 3
+MAX_ATTEMPTS = 20
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_MAX = timedelta(hours=1)
+MAX_ERROR_LENGTH = 500
+# Errors that say the server cannot be reached: every other mail of this run would fail the same
+# way (each after up to smtp_timeout), so the run stops and leaves them for the next one.
+CONNECTION_ERRORS = (
+    aiosmtplib.SMTPConnectError,
+    aiosmtplib.SMTPServerDisconnected,
+    aiosmtplib.SMTPTimeoutError,
+    OSError,
+    TimeoutError,
+)
+
+
+@dataclass(frozen=True)
+class Mail:
+    """An opened outbox message; never logged (repr hides the recipient and the contents)."""
+
+    to: str = field(repr=False)
+    subject: str = field(repr=False)
+    text: str = field(repr=False)
+    html: str | None = field(default=None, repr=False)
+    message_id: str = field(default="", repr=False)
+
+
+def _key(settings: Settings) -> bytes:
+    return keys.server_subkey(settings, KEY_PURPOSE)
+
+
+def _check_header(name: str, value: str) -> None:
+    # A line break in a header would let the value add headers or recipients of its own.
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"line break in the {name} header")
+
+
+def new_message_id(settings: Settings) -> str:
+    # Random only: make_msgid() would put this host's name, the time and the process id in it.
+    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
+    return f"<{secrets.token_urlsafe(18)}@{domain}>"
+
+
+def seal_mail(settings: Settings, mail: Mail) -> bytes:
+    payload = {
+        "v": PAYLOAD_VERSION,
+        "to": mail.to,
+        "subject": mail.subject,
+        "text": mail.text,
+        "html": mail.html,
+        "message_id": mail.message_id,
+    }
+    plaintext = json.dumps(payload, ensure_ascii=False).encode()
+    return crypto.seal(_key(settings), plaintext, AAD)
+
+
+def open_mail(settings: Settings, sealed: bytes) -> Mail:
+    """Decrypt an outbox row's message (raises CryptoError if it was not sealed by us)."""
+    payload = json.loads(crypto.open_sealed(_key(settings), sealed, AAD))
+    if payload.get("v") != PAYLOAD_VERSION:
+        raise ValueError("unknown outbox payload version")
+    return Mail(
+        to=payload["to"],
+        subject=payload["subject"],
+        text=payload["text"],
+        html=payload.get("html"),
+        message_id=payload.get("message_id") or "",
+    )
+
+
+async def enqueue(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    kind: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+) -> OutboxMail:
+    """Queue a mail in the caller's transaction; it is sent once that transaction commits."""
+    _check_header("To", to)
+    _check_header("Subject", subject)
+    # Chosen now, so a mail sent twice (a crash after sending) carries one Message-ID.
+    message_id = new_message_id(settings)
+    mail = Mail(to=to, subject=subject, text=text, html=html, message_id=message_id)
+    row = OutboxMail(kind=kind, sealed_message=seal_mail(settings, mail))
+    session.add(row)
+    await session.flush()
+    return row
+
+
+def build_message(settings: Settings, mail: Mail, *, now: datetime | None = None) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = mail.to
+    message["Subject"] = mail.subject
+    message["Date"] = format_datetime(now or utcnow())
+    message["Message-ID"] = mail.message_id or new_message_id(settings)
+    message.set_content(mail.text)
+    if mail.html is not None:
+        message.add_alternative(mail.html, subtype="html")
+    return message
+
+
+async def send_message(settings: Settings, message: EmailMessage) -> None:
+    """Hand one message to the configured SMTP server."""
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    await aiosmtplib.send(
+        message,
+        hostname=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_user or None,
+        password=password if settings.smtp_user else None,
+        use_tls=settings.smtp_tls,
+        # Implicit TLS excludes STARTTLS; otherwise require it when configured and use it
+        # whenever the server offers it (aiosmtplib's None).
+        start_tls=False if settings.smtp_tls else (True if settings.smtp_starttls else None),
+        timeout=settings.smtp_timeout,
+    )
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        OutboxMail.sent_at.is_(None),
+        OutboxMail.next_attempt_at <= now,
+        OutboxMail.attempts < MAX_ATTEMPTS,
+        OutboxMail.sealed_message.is_not(None),
+        _lease_free(now),
+    )
+
+
+def _lease_free(now: datetime) -> ColumnElement[bool]:
+    return or_(OutboxMail.leased_until.is_(None), OutboxMail.leased_until < now)
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th failed attempt."""
+    return min(BACKOFF_BASE * (1 << min(attempts, 20)), BACKOFF_MAX)
+
+
+def describe_error(exc: BaseException, recipient: str | None) -> str:
+    """The error class and message for `last_error`, with the recipient's address taken out."""
+    text = f"{type(exc).__name__}: {exc}"
+    if recipient:
+        # SMTP servers quote the refused address in their answers; it must not reach the row.
+        variants = sorted({recipient, parseaddr(recipient)[1]} - {""}, key=len, reverse=True)
+        for variant in variants:
+            text = re.sub(re.escape(variant), "<recipient>", text, flags=re.IGNORECASE)
+    return text[:MAX_ERROR_LENGTH]
+
+
+@dataclass(frozen=True)
+class _Claim:
+    id: int
+    sealed_message: bytes = field(repr=False)
+    attempts: int
+    leased_until: datetime
+
+
+async def _claim(sessionmaker: async_sessionmaker[AsyncSession], now: datetime) -> _Claim | None:
+    """Lease the next due mail in a short transaction of its own; None when nothing is due."""
+    for _ in range(CLAIM_TRIES):
+        async with sessionmaker() as session, session.begin():
+            candidate = (
+                await session.execute(
+                    select(OutboxMail.id, OutboxMail.sealed_message, OutboxMail.attempts)
+                    .where(_due(now))
+                    .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                )
+            ).first()
+            if candidate is None:
+                return None
+            mail_id, sealed, attempts = candidate
+            leased_until = now + LEASE
+            # The row lock covers PostgreSQL; on SQLite the SELECT locked nothing, so the lease
+            # is taken only if it is still free when this UPDATE runs (one writer at a time).
+            result = await session.execute(
+                update(OutboxMail)
+                .where(OutboxMail.id == mail_id, OutboxMail.sent_at.is_(None), _lease_free(now))
+                .values(leased_until=leased_until)
+                .execution_options(synchronize_session=False)
+            )
+            if cast(CursorResult[Any], result).rowcount == 1:
+                # _due() excludes erased rows, so the message is there.
+                return _Claim(mail_id, cast(bytes, sealed), attempts, leased_until)
+        # Another worker leased this one between our SELECT and UPDATE: look for the next.
+    return None
+
+
+async def _mark_sent(
+    sessionmaker: async_sessionmaker[AsyncSession], mail_id: int, now: datetime
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(OutboxMail)
+            .where(OutboxMail.id == mail_id)
+            # Nothing of a sent mail stays: no recipient, no contents, no error about them.
+            .values(sent_at=now, sealed_message=None, leased_until=None, last_error=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def _mark_failed(
+    sessionmaker: async_sessionmaker[AsyncSession], claim: _Claim, error: str, now: datetime
+) -> None:
+    attempts = claim.attempts + 1
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(OutboxMail)
+            # Only while the lease is still ours: past it another worker may own the mail.
+            .where(
+                OutboxMail.id == claim.id,
+                OutboxMail.sent_at.is_(None),
+                OutboxMail.leased_until == claim.leased_until,
+            )
+            .values(
+                attempts=attempts,
+                last_error=error,
+                next_attempt_at=now + backoff(attempts),
+                leased_until=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    if attempts >= MAX_ATTEMPTS:
+        logger.error("outbox mail %s given up after %s attempts", claim.id, attempts)
+
+
+async def deliver_due(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    limit: int = 50,
+) -> int:
+    """Send up to `limit` due mails, one lease at a time; returns how many were sent."""
+    sent = 0
+    for _ in range(limit):
+        current = now if now is not None else utcnow()
+        claim = await _claim(sessionmaker, current)
+        if claim is None:
+            break
+        recipient: str | None = None
+        try:
+            mail = open_mail(settings, claim.sealed_message)
+            recipient = mail.to
+            await send_message(settings, build_message(settings, mail))
+        except Exception as exc:
+            error = describe_error(exc, recipient)
+            await _mark_failed(sessionmaker, claim, error, current)
+            logger.warning("outbox mail %s not sent: %s", claim.id, type(exc).__name__)
+            if isinstance(exc, CONNECTION_ERRORS):
+                break
+            continue
+        await _mark_sent(sessionmaker, claim.id, now if now is not None else utcnow())
+        sent += 1
+    return sent

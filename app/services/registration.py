@@ -1,0 +1,129 @@
+"""Organisation registration and verification of its notification address."""
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import crypto
+from app.config import Settings
+from app.errors import Conflict, NotFound
+from app.i18n import N_
+from app.models import Member, Membership, Organisation
+from app.models.base import utcnow
+from app.schemas.organisation import OrganisationCreate
+from app.services import keys, mail
+from app.templating import render_mail
+
+
+@dataclass(frozen=True)
+class Registered:
+    organisation: Organisation
+    recovery_key: str
+
+
+def _verification_hash(settings: Settings, token: str) -> bytes:
+    return keys.keyed_hash(settings, "email-verification", token.encode())
+
+
+async def register_organisation(
+    session: AsyncSession, settings: Settings, data: OrganisationCreate
+) -> Registered:
+    """Create the organisation, its key pair, its first designated person and recovery key."""
+    email = data.email.lower()
+    if await session.scalar(select(Organisation.id).where(Organisation.slug == data.slug)):
+        raise Conflict(N_("This address is already taken."), code="slug_taken", field="slug")
+    if await session.scalar(select(Member.id).where(Member.email == email)):
+        raise Conflict(
+            N_("An account with this e-mail already exists."), code="email_taken", field="email"
+        )
+
+    org_keys = crypto.generate_keypair()
+    recovery_key = crypto.new_recovery_key()
+    token = secrets.token_urlsafe(32)
+    organisation_id = uuid.uuid4()
+    organisation = Organisation(
+        id=organisation_id,
+        slug=data.slug,
+        name=data.name,
+        ico=data.ico,
+        address=data.address,
+        email=email,
+        email_verification_hash=_verification_hash(settings, token),
+        public_key=org_keys.public,
+        recovery_wrapped_key=keys.wrap_with_recovery_key(
+            recovery_key, org_keys.private, organisation_id
+        ),
+    )
+    member_id = uuid.uuid4()
+    member_keys = await keys.new_member_keys(settings, member_id, data.password)
+    member = Member(
+        id=member_id,
+        email=email,
+        password_salt=member_keys.salt,
+        password_params=member_keys.params,
+        password_verifier=member_keys.verifier,
+        public_key=member_keys.public_key,
+        wrapped_private_key=member_keys.wrapped_private_key,
+    )
+    membership = Membership(
+        organisation_id=organisation.id,
+        member_id=member.id,
+        org_key_grant=keys.grant_org_key(
+            org_keys.private, member.public_key, organisation.id, member.id
+        ),
+    )
+    try:
+        session.add_all([organisation, member])
+        await session.flush()
+        session.add(membership)
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent registration took the slug or e-mail
+        raise Conflict(N_("This address or e-mail is already taken."), code="taken") from exc
+    await _queue_verification_mail(session, settings, organisation, token)
+    return Registered(organisation=organisation, recovery_key=recovery_key)
+
+
+async def _queue_verification_mail(
+    session: AsyncSession, settings: Settings, organisation: Organisation, token: str
+) -> None:
+    link = f"{settings.public_url.rstrip('/')}/verify/{token}"
+    subject, text = render_mail("verify_email", organisation=organisation, link=link)
+    await mail.enqueue(
+        session, settings, kind="verify_email", to=organisation.email, subject=subject, text=text
+    )
+
+
+async def verify_email(session: AsyncSession, settings: Settings, token: str) -> Organisation:
+    """Mark the organisation's notification address verified; the link works once."""
+    if not 16 <= len(token) <= 128:
+        raise NotFound(N_("This verification link is not valid."))
+    organisation = await session.scalar(
+        select(Organisation).where(
+            Organisation.email_verification_hash == _verification_hash(settings, token)
+        )
+    )
+    if organisation is None:
+        raise NotFound(N_("This verification link is not valid."))
+    organisation.email_verified_at = utcnow()
+    organisation.email_verification_hash = None
+    await session.flush()
+    return organisation
+
+
+async def get_receiving_organisation(session: AsyncSession, slug: str) -> Organisation:
+    """The organisation behind a public form, if it may receive reports now."""
+    organisation = await session.scalar(
+        select(Organisation).where(Organisation.slug == slug.lower()[:40])
+    )
+    if organisation is None:
+        raise NotFound(N_("No organisation uses this address."))
+    if not organisation.can_receive_reports:
+        raise Conflict(
+            N_("This organisation cannot receive reports yet: it has not verified its address."),
+            code="organisation_not_verified",
+        )
+    return organisation

@@ -1,0 +1,55 @@
+"""The background worker: runs the periodic jobs (e-mail now; reminders and purge later).
+
+Every job takes rows under a lease, so any number of workers may run side by side.
+"""
+
+import asyncio
+import contextlib
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.services import mail
+
+logger = logging.getLogger("pistalka.worker")
+
+Job = Callable[[async_sessionmaker[AsyncSession], Settings], Awaitable[object]]
+
+
+async def deliver_mail(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> int:
+    """Send the e-mails that are due."""
+    return await mail.deliver_due(sessionmaker, settings)
+
+
+# Run in this order on every round; a new periodic job is one more function here.
+JOBS: list[Job] = [deliver_mail]
+
+
+async def run_jobs(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    """One round: every job once; a failing job is logged and does not stop the others."""
+    for job in JOBS:
+        try:
+            await job(sessionmaker, settings)
+        except Exception as exc:
+            # Class and stack only: an exception's message may quote a recipient or SQL values.
+            logger.error(
+                "job %s failed: %s\n%s",
+                getattr(job, "__name__", repr(job)),
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+            )
+
+
+async def run_worker(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event
+) -> None:
+    """Run the jobs every `worker_interval_seconds` until `stop` is set."""
+    logger.info("worker started")
+    while not stop.is_set():
+        await run_jobs(sessionmaker, settings)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.worker_interval_seconds)
+    logger.info("worker stopped")

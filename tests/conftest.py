@@ -1,0 +1,127 @@
+"""Database, settings and app fixtures: every test runs on SQLite and, where configured, PostgreSQL.
+
+Each test gets an empty database migrated by Alembic: on SQLite a copy of a migrated template
+file, on PostgreSQL the shared test database emptied after the test. Tests commit for real, so
+workers and concurrent sessions can be tested as they run in production.
+"""
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from app import migrate
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
+from app.main import create_app
+from app.models import Base
+
+pytest_plugins = ["tests.smtp"]
+
+POSTGRES_URL = os.environ.get("PISTALKA_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
+# Argon2id at a test cost; production parameters are measured in bench/ and tested once.
+FAST_ARGON2 = {"argon2_memory_kib": 1024, "argon2_iterations": 1, "argon2_lanes": 1}
+TEST_SECRET = "11" * 32
+
+
+def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "public_url": "http://testserver",
+        "secret_key": TEST_SECRET,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": 9,
+        "login_slowdown_seconds": 0.01,
+        **FAST_ARGON2,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("template")
+    path = directory / "template.db"
+    migrate.upgrade(make_settings(directory, f"sqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> str:
+    assert POSTGRES_URL is not None
+    import asyncio
+
+    async def reset() -> None:
+        engine = create_async_engine(Settings(database_url=POSTGRES_URL).resolved_database_url)
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+
+    asyncio.run(reset())
+    migrate.upgrade(Settings(database_url=POSTGRES_URL))
+    return POSTGRES_URL
+
+
+async def empty_postgres(url: str) -> None:
+    engine = create_async_engine(Settings(database_url=url).resolved_database_url)
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def fresh_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    # Synchronous on purpose: migrating runs its own event loop, outside the tests' loop.
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "pistalka.db"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_schema")
+    return url
+
+
+@pytest.fixture
+async def database_url(backend: str, fresh_database: str) -> AsyncIterator[str]:
+    try:
+        yield fresh_database
+    finally:
+        if backend == "postgres":
+            await empty_postgres(fresh_database)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path, database_url)
+
+
+@pytest.fixture
+async def sessionmaker(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(settings)
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+    await app.state.engine.dispose()

@@ -1,0 +1,112 @@
+"""Browser tests in Debian's Chromium, driven by Playwright, against a live server."""
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+
+from app.config import Settings
+from app.main import create_app
+from tests.factories import PASSWORD, organisation_data
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+if not os.path.exists(CHROMIUM):
+    if os.environ.get("CI"):
+        raise RuntimeError("CI needs Chromium for the browser tests: apt-get install chromium")
+    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[str]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = create_app(settings.model_copy(update={"public_url": url}))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _register_and_log_in(page: Page, base: str) -> dict[str, str]:
+    data = organisation_data()
+    page.goto(f"{base}/register?lang=en")
+    page.get_by_label("Organisation name").fill(data["name"])
+    page.get_by_label("IČO (company number)").fill(data["ico"])
+    page.get_by_label("Registered address").fill(data["address"])
+    page.get_by_label("Address of your report form").fill(data["slug"])
+    page.get_by_label("E-mail of the designated person").fill(data["email"])
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Password again").fill(PASSWORD)
+    page.get_by_role("button", name="Register").click()
+
+    expect(page.get_by_role("heading", name="Your recovery key")).to_be_visible()
+    assert len(page.locator("#recovery-key").inner_text().replace("-", "")) >= 52
+
+    page.get_by_role("link", name="Continue to log in").click()
+    page.get_by_label("E-mail").fill(data["email"])
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.get_by_text("No reports yet.")).to_be_visible()
+    return data
+
+
+def test_register_log_in_and_out_in_a_browser(browser: Browser, live_server: str) -> None:
+    page = browser.new_page()
+    _register_and_log_in(page, live_server)
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in as a designated person")).to_be_visible()
+    page.goto(f"{live_server}/dashboard")
+    expect(page).to_have_url(f"{live_server}/login")
+    page.close()
+
+
+def test_registration_and_login_work_without_javascript(browser: Browser, live_server: str) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    _register_and_log_in(page, live_server)
+    context.close()
+
+
+def test_registration_form_shows_errors_in_czech(browser: Browser, live_server: str) -> None:
+    page = browser.new_page()
+    page.goto(f"{live_server}/register")
+    page.get_by_label("IČO").fill("26843821")
+    page.get_by_role("button", name="Zaregistrovat").click()
+    expect(page.get_by_text("Opravte prosím označená pole.")).to_be_visible()
+    expect(
+        page.get_by_text("Zadejte platné IČO: 8 číslic se správnou kontrolní číslicí.")
+    ).to_be_visible()
+    page.close()
