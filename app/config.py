@@ -4,7 +4,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     login_slowdown_seconds: float = 1.0
 
     worker_interval_seconds: float = 2.0
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            text = value.get_secret_value()
+            if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
+                raise ValueError("secret_key must be 64 hexadecimal characters (32 bytes)")
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,6 +1,7 @@
 """Alembic environment: runs migrations over the application's async engine."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -40,7 +41,14 @@ def run() -> None:
         _run(connection)
         return
     settings = config.attributes.get("settings") or Settings()
-    asyncio.run(_run_async(settings))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_run_async(settings))
+        return
+    # Called from async code: migrate on a loop of its own in another thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _run_async(settings)).result()
 
 
 if context.is_offline_mode():

@@ -5,7 +5,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import uvicorn
@@ -25,7 +25,7 @@ if not os.path.exists(CHROMIUM):
         raise RuntimeError("CI needs Chromium for the browser tests: apt-get install chromium")
     pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.async_api import Browser, Page, async_playwright, expect  # noqa: E402
 
 
 def _free_port() -> int:
@@ -51,62 +51,64 @@ def live_server(settings: Settings) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
-        browser.close()
+        await browser.close()
 
 
-def _register_and_log_in(page: Page, base: str) -> dict[str, str]:
+async def _register_and_log_in(page: Page, base: str) -> dict[str, str]:
     data = organisation_data()
-    page.goto(f"{base}/register?lang=en")
-    page.get_by_label("Organisation name").fill(data["name"])
-    page.get_by_label("IČO (company number)").fill(data["ico"])
-    page.get_by_label("Registered address").fill(data["address"])
-    page.get_by_label("Address of your report form").fill(data["slug"])
-    page.get_by_label("E-mail of the designated person").fill(data["email"])
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_label("Password again").fill(PASSWORD)
-    page.get_by_role("button", name="Register").click()
+    await page.goto(f"{base}/register?lang=en")
+    await page.get_by_label("Organisation name").fill(data["name"])
+    await page.get_by_label("IČO (company number)").fill(data["ico"])
+    await page.get_by_label("Registered address").fill(data["address"])
+    await page.get_by_label("Address of your report form").fill(data["slug"])
+    await page.get_by_label("E-mail of the designated person").fill(data["email"])
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_label("Password again").fill(PASSWORD)
+    await page.get_by_role("button", name="Register").click()
 
-    expect(page.get_by_role("heading", name="Your recovery key")).to_be_visible()
-    assert len(page.locator("#recovery-key").inner_text().replace("-", "")) >= 52
+    await expect(page.get_by_role("heading", name="Your recovery key")).to_be_visible()
+    assert len((await page.locator("#recovery-key").inner_text()).replace("-", "")) >= 52
 
-    page.get_by_role("link", name="Continue to log in").click()
-    page.get_by_label("E-mail").fill(data["email"])
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-    expect(page.get_by_text("No reports yet.")).to_be_visible()
+    await page.get_by_role("link", name="Continue to log in").click()
+    await page.get_by_label("E-mail").fill(data["email"])
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    await expect(page.get_by_text("No reports yet.")).to_be_visible()
     return data
 
 
-def test_register_log_in_and_out_in_a_browser(browser: Browser, live_server: str) -> None:
-    page = browser.new_page()
-    _register_and_log_in(page, live_server)
-    page.get_by_role("button", name="Log out").click()
-    expect(page.get_by_role("heading", name="Log in as a designated person")).to_be_visible()
-    page.goto(f"{live_server}/dashboard")
-    expect(page).to_have_url(f"{live_server}/login")
-    page.close()
+async def test_register_log_in_and_out_in_a_browser(browser: Browser, live_server: str) -> None:
+    page = await browser.new_page()
+    await _register_and_log_in(page, live_server)
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page.get_by_role("heading", name="Log in as a designated person")).to_be_visible()
+    await page.goto(f"{live_server}/dashboard")
+    await expect(page).to_have_url(f"{live_server}/login")
+    await page.close()
 
 
-def test_registration_and_login_work_without_javascript(browser: Browser, live_server: str) -> None:
-    context = browser.new_context(java_script_enabled=False)
-    page = context.new_page()
-    _register_and_log_in(page, live_server)
-    context.close()
+async def test_registration_and_login_work_without_javascript(
+    browser: Browser, live_server: str
+) -> None:
+    context = await browser.new_context(java_script_enabled=False)
+    page = await context.new_page()
+    await _register_and_log_in(page, live_server)
+    await context.close()
 
 
-def test_registration_form_shows_errors_in_czech(browser: Browser, live_server: str) -> None:
-    page = browser.new_page()
-    page.goto(f"{live_server}/register")
-    page.get_by_label("IČO").fill("26843821")
-    page.get_by_role("button", name="Zaregistrovat").click()
-    expect(page.get_by_text("Opravte prosím označená pole.")).to_be_visible()
-    expect(
+async def test_registration_form_shows_errors_in_czech(browser: Browser, live_server: str) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{live_server}/register")
+    await page.get_by_label("IČO").fill("26843821")
+    await page.get_by_role("button", name="Zaregistrovat").click()
+    await expect(page.get_by_text("Opravte prosím označená pole.")).to_be_visible()
+    await expect(
         page.get_by_text("Zadejte platné IČO: 8 číslic se správnou kontrolní číslicí.")
     ).to_be_visible()
-    page.close()
+    await page.close()

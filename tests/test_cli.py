@@ -1,0 +1,44 @@
+import contextlib
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.config import Settings
+
+
+def test_migrate_creates_the_sqlite_database_under_the_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PISTALKA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("PISTALKA_DATABASE_URL", raising=False)
+    main(["migrate"])
+    database = tmp_path / "data" / "pistalka.db"
+    assert database.exists()
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        rows = connection.execute("select name from sqlite_master where type = 'table'")
+        tables = {name for (name,) in rows}
+    assert "organisation" in tables
+    assert "outbox_mail" in tables
+
+
+def test_server_key_is_generated_once_and_private(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    key = settings.server_key
+    path = tmp_path / "secret.key"
+    assert len(key) == 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert Settings(data_dir=tmp_path).server_key == key
+
+
+def test_configured_server_key_is_used_and_nothing_is_written(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, secret_key="ab" * 32)
+    assert settings.server_key == bytes.fromhex("ab" * 32)
+    assert not (tmp_path / "secret.key").exists()
+
+
+def test_malformed_configured_server_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="secret_key"):
+        Settings(data_dir=tmp_path, secret_key="too short")
