@@ -6,15 +6,18 @@ from collections import Counter
 from datetime import timedelta
 
 import aiosmtplib
+import httpx
 import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import worker
 from app.config import Settings
+from app.main import create_app
 from app.models.base import utcnow
 from app.models.outbox import OutboxMail
 from app.services import mail
+from tests.factories import register
 from tests.smtp import SMTPServer
 
 TO = "poverena.osoba@example.cz"
@@ -307,3 +310,18 @@ async def test_worker_goes_on_after_a_failing_job_and_logs_no_recipient(
     assert "failing_job failed: RuntimeError" in caplog.text
     assert TO not in caplog.text
     assert SUBJECT not in caplog.text
+
+
+async def test_served_app_runs_the_worker_in_process(
+    settings: Settings, smtp_server: SMTPServer
+) -> None:
+    served = settings.model_copy(
+        update={"smtp_port": smtp_server.port, "worker_interval_seconds": 0.05}
+    )
+    app = create_app(served, run_background_worker=True)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            registered = await register(client)
+        messages = await smtp_server.wait_for(1)
+    assert messages[0]["To"] == registered["email"]

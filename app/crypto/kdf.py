@@ -7,8 +7,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Self
 
+from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.crypto.errors import CryptoError
@@ -90,14 +90,18 @@ def derive_password_keys(password: str, salt: bytes, params: Argon2Params) -> Pa
     """
     if len(salt) < SALT_SIZE:
         raise ValueError(f"salt must be at least {SALT_SIZE} bytes")
-    kdf = Argon2id(
-        salt=salt,
-        length=DERIVED_KEY_SIZE,
-        iterations=params.iterations,
-        lanes=params.lanes,
+    # libargon2 (argon2-cffi), not cryptography's Argon2id: with lanes > 1 the latter deadlocks
+    # when two threads derive at once (cryptography 50.0.2 on OpenSSL; bench/crypto_costs.py
+    # runs concurrent logins). Both implement RFC 9106 and give the same bytes.
+    master = hash_secret_raw(
+        unicodedata.normalize("NFC", password).encode("utf-8"),
+        salt,
+        time_cost=params.iterations,
         memory_cost=params.memory_kib,
+        parallelism=params.lanes,
+        hash_len=DERIVED_KEY_SIZE,
+        type=Type.ID,
     )
-    master = kdf.derive(unicodedata.normalize("NFC", password).encode("utf-8"))
     return PasswordKeys(
         wrap_key=derive_key(master, "password-wrap"),
         verifier=derive_key(master, "password-verifier"),

@@ -1,9 +1,11 @@
 import hashlib
 import hmac
+import threading
 
 import pytest
 
 from app import crypto
+from app.crypto import Argon2Params, derive_password_keys
 
 TINY = crypto.Argon2Params(memory_kib=64, iterations=1, lanes=1)
 SALT = bytes(range(16))
@@ -119,3 +121,21 @@ def test_password_keys_repr_hides_keys() -> None:
 def test_password_keys_reject_short_salt() -> None:
     with pytest.raises(ValueError, match="salt"):
         crypto.derive_password_keys("pw", bytes(8), TINY)
+
+
+def test_concurrent_derivations_finish() -> None:
+    # cryptography's OpenSSL Argon2id deadlocked here with lanes > 1; logins run in threads.
+    params = Argon2Params(memory_kib=1024, iterations=1, lanes=4)
+    results: list[bytes] = []
+
+    def derive() -> None:
+        results.append(derive_password_keys("password", b"s" * 16, params).verifier)
+
+    threads = [threading.Thread(target=derive, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(set(results)) == 1
+    assert len(results) == 4
