@@ -35,6 +35,13 @@ class Settings(BaseSettings):
 
     worker_interval_seconds: float = 2.0
 
+    max_file_bytes: int = 25 * 1024 * 1024
+    max_files: int = 10
+    submissions_per_hour: int = 10
+    lookups_per_10_minutes: int = 60
+    # A human needs a few seconds to fill in the form; bots post at once.
+    form_min_fill_seconds: float = 3.0
+
     @field_validator("secret_key")
     @classmethod
     def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:

@@ -17,20 +17,30 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
+from app.headers import content_security_policy
 from app.i18n import N_
-from app.routers import admin, api_auth, api_organisations, public
+from app.routers import (
+    admin,
+    api_auth,
+    api_organisations,
+    api_public,
+    api_settings,
+    intake,
+    public,
+)
+from app.routers import (
+    settings as settings_pages,
+)
+from app.schemas.organisation import RESERVED_SLUGS
+from app.services.ratelimit import RateLimiter
 from app.templating import redirect, render
 from app.worker import run_worker
 
 logger = logging.getLogger("pistalka")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-NULL_ORIGIN_PATHS = ("/track", "/api/v1/public/")
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
+CONTENT_SECURITY_POLICY = content_security_policy()
 
 
 def _is_api(request: Request) -> bool:
@@ -93,6 +103,14 @@ async def _handle_http_error(request: Request, exc: Exception) -> Response:
     return error_response(request, exc.status_code, codes.get(exc.status_code, "error"), message)
 
 
+def is_whistleblower_path(path: str) -> bool:
+    """The form (/{slug}), the tracking pages and the whistleblower's API."""
+    if path.startswith(("/track", "/api/v1/public/")):
+        return True
+    segment = path.removeprefix("/")
+    return bool(segment) and "/" not in segment and segment not in RESERVED_SLUGS
+
+
 def _own_origins(request: Request, settings: Settings) -> set[str]:
     public = urlsplit(settings.public_url)
     return {f"{public.scheme}://{public.netloc}", f"{request.url.scheme}://{request.url.netloc}"}
@@ -106,7 +124,7 @@ def _is_cross_site(request: Request, settings: Settings) -> bool:
     if origin == "null":
         # Pages under Referrer-Policy: no-referrer (the whistleblower's) post with Origin: null;
         # everywhere else the policy is same-origin, so a null origin means a sandboxed frame.
-        return not request.url.path.startswith(NULL_ORIGIN_PATHS)
+        return not is_whistleblower_path(request.url.path)
     return origin not in _own_origins(request, settings)
 
 
@@ -141,6 +159,7 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
+    app.state.rate_limiter = RateLimiter()
 
     @app.middleware("http")
     async def security_headers(
@@ -152,7 +171,10 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
         response = await call_next(request)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Referrer-Policy",
+            "no-referrer" if is_whistleblower_path(request.url.path) else "same-origin",
+        )
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         response.headers.setdefault(
             "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
@@ -171,6 +193,10 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api_organisations.router)
     app.include_router(api_auth.router)
+    app.include_router(api_settings.router)
+    app.include_router(api_public.router)
     app.include_router(admin.router)
-    app.include_router(public.router)  # last: it owns the catch-all /{slug}
+    app.include_router(settings_pages.router)
+    app.include_router(public.router)
+    app.include_router(intake.router)  # last: it owns the catch-all /{slug}
     return app

@@ -4,6 +4,11 @@ import itertools
 from typing import Any
 
 import httpx
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.models import Organisation
+from app.models.base import utcnow
 
 _counter = itertools.count(1)
 # Valid IČOs (check digit per the mod-11 rule) to spread over organisations.
@@ -40,3 +45,26 @@ async def login(
     if totp is not None:
         body["totp"] = totp
     return await client.post("/api/v1/auth/login", json=body)
+
+
+async def verified_organisation(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], **overrides: Any
+) -> dict[str, Any]:
+    """A registered organisation whose address is verified, so its form accepts reports."""
+    registered = await register(client, **overrides)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Organisation)
+            .where(Organisation.slug == registered["slug"])
+            .values(email_verified_at=utcnow())
+        )
+    return registered
+
+
+async def submit(client: httpx.AsyncClient, slug: str, **fields: Any) -> dict[str, Any]:
+    """Submit a report through the JSON API; the answer (tracking code, link, date)."""
+    body = {"description": "The director approved invoices for work never done.", **fields}
+    response = await client.post(f"/api/v1/public/{slug}/reports", json=body)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result

@@ -36,7 +36,13 @@ from app.crypto.keys import (
     public_key_of,
     seal_to,
 )
-from app.crypto.stream import CHUNK_SIZE, decrypt_stream, encrypt_stream, sealed_chunk_size
+from app.crypto.stream import (
+    CHUNK_SIZE,
+    decrypt_stream,
+    encrypt_stream,
+    open_chunk,
+    sealed_chunk_size,
+)
 
 __all__ = [
     "ALPHABET",
@@ -55,6 +61,7 @@ __all__ = [
     "derive_key",
     "derive_password_keys",
     "encrypt_stream",
+    "open_chunk",
     "format_code",
     "generate_keypair",
     "lookup_hash",

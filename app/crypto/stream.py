@@ -96,3 +96,14 @@ def decrypt_stream(key: bytes, sealed_chunks: Iterable[bytes], aad: bytes) -> It
     if pending is None:
         raise CryptoError("empty stream")
     yield _open_chunk(aead, pending, aad, index, True)
+
+
+def open_chunk(key: bytes, sealed: bytes, aad: bytes, index: int, final: bool) -> bytes:
+    """One chunk of an ``encrypt_stream`` output, for readers that know the chunk count.
+
+    Whoever stored the stream records how many chunks it has; opening the last with
+    ``final=True`` and every other with ``final=False`` detects truncation and extension just as
+    ``decrypt_stream`` does, without holding the stream.
+    """
+    check_key(key)
+    return _open_chunk(AESGCM(key), sealed, aad, index, final)

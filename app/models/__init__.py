@@ -4,8 +4,11 @@ from app.models.base import Base
 from app.models.member import LoginThrottle, Member, MemberSession, Membership
 from app.models.organisation import Organisation
 from app.models.outbox import OutboxMail
+from app.models.report import Attachment, AttachmentChunk, Report, ReportMessage
 
 __all__ = [
+    "Attachment",
+    "AttachmentChunk",
     "Base",
     "LoginThrottle",
     "Member",
@@ -13,4 +16,6 @@ __all__ = [
     "Membership",
     "Organisation",
     "OutboxMail",
+    "Report",
+    "ReportMessage",
 ]

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import LargeBinary, String
+from sqlalchemy import Boolean, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UUIDPrimaryKey, utcnow
@@ -21,7 +21,20 @@ class Organisation(UUIDPrimaryKey, Base):
     public_key: Mapped[bytes] = mapped_column(LargeBinary)
     recovery_wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    blocked_at: Mapped[datetime | None]
+
+    # Settings of the public form and information page (public by nature, so in the clear).
+    accepts_anonymous: Mapped[bool] = mapped_column(Boolean, default=True)
+    only_own_people: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Origins allowed to embed the form in an iframe, one per line.
+    embed_origins: Mapped[str] = mapped_column(Text, default="")
+    info_how_to_report: Mapped[str] = mapped_column(Text, default="")
+    info_designated_persons: Mapped[str] = mapped_column(Text, default="")
 
     @property
     def can_receive_reports(self) -> bool:
-        return self.email_verified_at is not None
+        return self.email_verified_at is not None and self.blocked_at is None
+
+    @property
+    def allowed_embed_origins(self) -> list[str]:
+        return [line.strip() for line in self.embed_origins.splitlines() if line.strip()]

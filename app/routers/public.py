@@ -96,9 +96,3 @@ async def verify_email(
 ) -> HTMLResponse:
     organisation = await registration.verify_email(session, settings, token)
     return render(request, "public/verified.html", {"organisation": organisation})
-
-
-@router.get("/{slug}", response_class=HTMLResponse)
-async def report_form(slug: str, request: Request, session: SessionDep) -> HTMLResponse:
-    organisation = await registration.get_receiving_organisation(session, slug)
-    return render(request, "public/form.html", {"organisation": organisation})

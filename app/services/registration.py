@@ -114,16 +114,32 @@ async def verify_email(session: AsyncSession, settings: Settings, token: str) ->
     return organisation
 
 
-async def get_receiving_organisation(session: AsyncSession, slug: str) -> Organisation:
-    """The organisation behind a public form, if it may receive reports now."""
+async def find_organisation(session: AsyncSession, slug: str) -> Organisation:
+    """The organisation of a public address; NotFound if there is none."""
     organisation = await session.scalar(
         select(Organisation).where(Organisation.slug == slug.lower()[:40])
     )
     if organisation is None:
         raise NotFound(N_("No organisation uses this address."))
-    if not organisation.can_receive_reports:
+    return organisation
+
+
+def ensure_can_receive(organisation: Organisation) -> None:
+    if organisation.blocked_at is not None:
+        raise Conflict(
+            N_("This organisation's reporting channel is suspended. You can report to the "
+               "Ministry of Justice's external channel."),
+            code="organisation_blocked",
+        )  # fmt: skip
+    if organisation.email_verified_at is None:
         raise Conflict(
             N_("This organisation cannot receive reports yet: it has not verified its address."),
             code="organisation_not_verified",
         )
+
+
+async def get_receiving_organisation(session: AsyncSession, slug: str) -> Organisation:
+    """The organisation behind a public form, if it may receive reports now."""
+    organisation = await find_organisation(session, slug)
+    ensure_can_receive(organisation)
     return organisation

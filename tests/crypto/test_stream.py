@@ -149,3 +149,17 @@ def test_bad_arguments() -> None:
         list(crypto.encrypt_stream(KEY, [b"x"], AAD, chunk_size=0))
     with pytest.raises(ValueError, match="32 bytes"):
         list(crypto.encrypt_stream(b"short", [b"x"], AAD))
+
+
+def test_open_chunk_by_index_with_the_known_chunk_count() -> None:
+    key = crypto.random_key()
+    data = bytes(range(256)) * 2
+    sealed = list(crypto.encrypt_stream(key, [data], b"file", chunk_size=100))
+    last = len(sealed) - 1
+    opened = b"".join(
+        crypto.open_chunk(key, chunk, b"file", i, i == last) for i, chunk in enumerate(sealed)
+    )
+    assert opened == data
+    # A stream cut short: its new last chunk was not sealed as final.
+    with pytest.raises(crypto.CryptoError):
+        crypto.open_chunk(key, sealed[last - 1], b"file", last - 1, True)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 83a0643833ba
+Revision ID: 6542e0ea1a5c
 Revises:
-Create Date: 2026-11-21 23:29:23.805133
+Create Date: 2026-11-22 00:06:42.735393
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import app.models.base
 
-revision: str = "83a0643833ba"
+revision: str = "6542e0ea1a5c"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -56,6 +56,12 @@ def upgrade() -> None:
         sa.Column("public_key", sa.LargeBinary(), nullable=False),
         sa.Column("recovery_wrapped_key", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("blocked_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("accepts_anonymous", sa.Boolean(), nullable=False),
+        sa.Column("only_own_people", sa.Boolean(), nullable=False),
+        sa.Column("embed_origins", sa.Text(), nullable=False),
+        sa.Column("info_how_to_report", sa.Text(), nullable=False),
+        sa.Column("info_designated_persons", sa.Text(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_organisation")),
         sa.UniqueConstraint("slug", name=op.f("uq_organisation_slug")),
@@ -134,11 +140,157 @@ def upgrade() -> None:
             batch_op.f("ix_membership_organisation_id"), ["organisation_id"], unique=False
         )
 
+    op.create_table(
+        "report",
+        sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        sa.Column("channel", sa.String(length=20), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("received_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("acknowledgement_due_on", sa.Date(), nullable=True),
+        sa.Column("assessment_due_on", sa.Date(), nullable=False),
+        sa.Column("meeting_requested", sa.Boolean(), nullable=False),
+        sa.Column("no_acknowledgement", sa.Boolean(), nullable=False),
+        sa.Column("tracking_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("key_for_organisation", sa.LargeBinary(), nullable=False),
+        sa.Column("key_for_whistleblower", sa.LargeBinary(), nullable=False),
+        sa.Column("sealed_content", sa.LargeBinary(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+            name=op.f("fk_report_organisation_id_organisation"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report")),
+        sa.UniqueConstraint("tracking_hash", name=op.f("uq_report_tracking_hash")),
+    )
+    with op.batch_alter_table("report", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_report_organisation_id"), ["organisation_id"], unique=False
+        )
+
+    op.create_table(
+        "report_message",
+        sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        sa.Column("report_id", sa.Uuid(), nullable=False),
+        sa.Column("author", sa.String(length=20), nullable=False),
+        sa.Column("member_id", sa.Uuid(), nullable=True),
+        sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sealed_body", sa.LargeBinary(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["member_id"],
+            ["member.id"],
+            name=op.f("fk_report_message_member_id_member"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+            name=op.f("fk_report_message_organisation_id_organisation"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_id"],
+            ["report.id"],
+            name=op.f("fk_report_message_report_id_report"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report_message")),
+    )
+    with op.batch_alter_table("report_message", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_report_message_organisation_id"), ["organisation_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_report_message_report_id"), ["report_id"], unique=False
+        )
+
+    op.create_table(
+        "attachment",
+        sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        sa.Column("report_id", sa.Uuid(), nullable=False),
+        sa.Column("message_id", sa.Uuid(), nullable=True),
+        sa.Column("uploaded_by", sa.String(length=20), nullable=False),
+        sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("chunk_count", sa.Integer(), nullable=False),
+        sa.Column("complete", sa.Boolean(), nullable=False),
+        sa.Column("sealed_meta", sa.LargeBinary(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["report_message.id"],
+            name=op.f("fk_attachment_message_id_report_message"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+            name=op.f("fk_attachment_organisation_id_organisation"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_id"],
+            ["report.id"],
+            name=op.f("fk_attachment_report_id_report"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_attachment")),
+    )
+    with op.batch_alter_table("attachment", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_attachment_message_id"), ["message_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_attachment_organisation_id"), ["organisation_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_attachment_report_id"), ["report_id"], unique=False)
+
+    op.create_table(
+        "attachment_chunk",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("attachment_id", sa.Uuid(), nullable=False),
+        sa.Column("index", sa.Integer(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["attachment_id"],
+            ["attachment.id"],
+            name=op.f("fk_attachment_chunk_attachment_id_attachment"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_attachment_chunk")),
+        sa.UniqueConstraint(
+            "attachment_id", "index", name=op.f("uq_attachment_chunk_attachment_id")
+        ),
+    )
+    with op.batch_alter_table("attachment_chunk", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_attachment_chunk_attachment_id"), ["attachment_id"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("attachment_chunk", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_attachment_chunk_attachment_id"))
+
+    op.drop_table("attachment_chunk")
+    with op.batch_alter_table("attachment", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_attachment_report_id"))
+        batch_op.drop_index(batch_op.f("ix_attachment_organisation_id"))
+        batch_op.drop_index(batch_op.f("ix_attachment_message_id"))
+
+    op.drop_table("attachment")
+    with op.batch_alter_table("report_message", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_report_message_report_id"))
+        batch_op.drop_index(batch_op.f("ix_report_message_organisation_id"))
+
+    op.drop_table("report_message")
+    with op.batch_alter_table("report", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_report_organisation_id"))
+
+    op.drop_table("report")
     with op.batch_alter_table("membership", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_membership_organisation_id"))
         batch_op.drop_index(batch_op.f("ix_membership_member_id"))

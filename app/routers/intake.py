@@ -1,0 +1,254 @@
+"""The whistleblower's pages: the report form, the receipt, and the tracking pages.
+
+They work without JavaScript and without cookies. The tracking code travels in form bodies or in
+the tracking link's path, which nothing logs (the server runs without an access log).
+"""
+
+import hmac
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+
+from app.config import Settings
+from app.db import SessionDep
+from app.deps import SettingsDep
+from app.errors import AppError, InvalidInput
+from app.headers import content_security_policy
+from app.i18n import N_
+from app.models import Organisation
+from app.routers.uploads import rate_limit, read_submission
+from app.schemas.report import CATEGORIES, RELATIONSHIPS, MessageCreate, ReportCreate
+from app.services import attachments, deadlines, keys, registration, reports
+from app.templating import render
+
+router = APIRouter(include_in_schema=False)
+FORM_FIELDS = {"started", "website"}
+EXTERNAL_CHANNEL = "https://oznamovatel.justice.cz/"
+
+
+def _form_token(settings: Settings, issued: int) -> str:
+    signature = keys.keyed_hash(settings, "form-timer", str(issued).encode()).hex()[:32]
+    return f"{issued}.{signature}"
+
+
+def _filled_too_fast(settings: Settings, token: str) -> bool:
+    """True for a missing, forged or too quick form timer (bots post at once)."""
+    issued_text, _, signature = token.partition(".")
+    if not issued_text.isdigit():
+        return True
+    expected = _form_token(settings, int(issued_text)).partition(".")[2]
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        return True
+    return time.time() - int(issued_text) < settings.form_min_fill_seconds
+
+
+def _form_page(
+    request: Request,
+    settings: Settings,
+    organisation: Organisation,
+    *,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "public/form.html",
+        {
+            "organisation": organisation,
+            "values": values or {"anonymous": "true"},
+            "errors": errors or {},
+            "categories": CATEGORIES,
+            "relationships": RELATIONSHIPS,
+            "started": _form_token(settings, int(time.time())),
+            "max_files": settings.max_files,
+            "max_file_mb": settings.max_file_bytes // (1024 * 1024),
+            "external_channel": EXTERNAL_CHANNEL,
+        },
+        status_code=status_code,
+        headers=_frame_headers(organisation),
+    )
+
+
+def _frame_headers(organisation: Organisation) -> dict[str, str]:
+    """The form may be framed exactly by the origins the organisation allowed."""
+    return {"Content-Security-Policy": content_security_policy(organisation.allowed_embed_origins)}
+
+
+def _unavailable(request: Request, organisation: Organisation, error: AppError) -> HTMLResponse:
+    return render(
+        request,
+        "error.html",
+        {"status": error.status_code, "message": error.message},
+        status_code=error.status_code,
+        headers=_frame_headers(organisation),
+    )
+
+
+@router.get("/track", response_class=HTMLResponse)
+async def tracking_form(request: Request) -> HTMLResponse:
+    return render(request, "public/track.html", {"error": None})
+
+
+async def _case_page(
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    code: str,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    rate_limit(request, "lookup", settings.lookups_per_10_minutes, 600)
+    try:
+        opened = await reports.open_by_code(session, settings, code)
+    except AppError as exc:
+        return render(request, "public/track.html", {"error": exc.message}, status_code=404)
+    view = await reports.whistleblower_view(session, opened)
+    received_on = deadlines.local_date(view.received_at)
+    return render(
+        request,
+        "public/case.html",
+        {
+            "view": view,
+            "code": code,
+            "received_on": received_on,
+            "categories": CATEGORIES,
+            "relationships": RELATIONSHIPS,
+            "notice": notice,
+            "error": error,
+            "max_files": settings.max_files,
+        },
+        status_code=status_code,
+    )
+
+
+@router.post("/track", response_class=HTMLResponse)
+async def open_case(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    code: Annotated[str, Form(max_length=100)] = "",
+) -> HTMLResponse:
+    return await _case_page(request, session, settings, code)
+
+
+@router.get("/track/{code}", response_class=HTMLResponse)
+async def open_case_by_link(
+    code: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
+    return await _case_page(request, session, settings, code[:100])
+
+
+@router.post("/track/messages", response_class=HTMLResponse)
+async def write_message(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    rate_limit(request, "lookup", settings.lookups_per_10_minutes, 600)
+    form_code = ""
+    try:
+        data, files = await read_submission(request, settings, MessageCreate, form_fields={"code"})
+        form_code = str((await request.form()).get("code", ""))[:100]
+        opened = await reports.open_by_code(session, settings, form_code)
+        await reports.add_whistleblower_message(session, settings, opened, data.body, files)
+    except RequestValidationError:
+        form_code = form_code or str((await request.form()).get("code", ""))[:100]
+        return await _case_page(
+            request, session, settings, form_code,
+            error=N_("Write a message (at most 20,000 characters)."), status_code=422,
+        )  # fmt: skip
+    except AppError as exc:
+        if exc.code == "unknown_tracking_code":
+            return render(request, "public/track.html", {"error": exc.message}, status_code=404)
+        return await _case_page(
+            request, session, settings, form_code, error=exc.message, status_code=exc.status_code
+        )
+    return await _case_page(request, session, settings, form_code, notice=N_("Message sent."))
+
+
+@router.post("/track/files/{attachment_id}")
+async def download_file(
+    attachment_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    code: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    rate_limit(request, "lookup", settings.lookups_per_10_minutes, 600)
+    opened = await reports.open_by_code(session, settings, code)
+    attachment, read = await reports.whistleblower_attachment(session, opened, attachment_id)
+    chunks = attachments.stream_file(request.app.state.sessionmaker, attachment, opened.report_key)
+    return attachments.download_response(chunks, read.name, read.content_type, read.size)
+
+
+@router.get("/{slug}", response_class=HTMLResponse)
+async def report_form(
+    slug: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
+    organisation = await registration.find_organisation(session, slug)
+    try:
+        registration.ensure_can_receive(organisation)
+    except AppError as exc:
+        return _unavailable(request, organisation, exc)
+    return _form_page(request, settings, organisation)
+
+
+@router.post("/{slug}", response_class=HTMLResponse)
+async def submit_report(
+    slug: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
+    organisation = await registration.find_organisation(session, slug)
+    try:
+        registration.ensure_can_receive(organisation)
+    except AppError as exc:
+        return _unavailable(request, organisation, exc)
+    rate_limit(request, "submit", settings.submissions_per_hour, 3600)
+    form = await request.form(max_files=settings.max_files)
+    values = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    if values.get("website") or _filled_too_fast(settings, values.get("started", "")):
+        # A bot: the honeypot field was filled, or the form came back faster than anyone types.
+        errors = {"form": N_("The form could not be sent. Wait a moment and send it again.")}
+        return _form_page(
+            request, settings, organisation, values=values, errors=errors, status_code=422
+        )
+    try:
+        data, files = await read_submission(
+            request, settings, ReportCreate, form_fields=FORM_FIELDS
+        )
+        submitted = await reports.submit_report(session, settings, organisation, data, files)
+    except RequestValidationError as exc:
+        errors = {str(e["loc"][-1]): FIELD_HELP.get(str(e["loc"][-1]), N_("Check this field."))
+                  for e in exc.errors() if e.get("loc")}  # fmt: skip
+        return _form_page(
+            request, settings, organisation, values=values, errors=errors, status_code=422
+        )
+    except InvalidInput as exc:
+        errors = {exc.field or "form": exc.message}
+        return _form_page(
+            request, settings, organisation, values=values, errors=errors, status_code=422
+        )
+    return render(
+        request,
+        "public/receipt.html",
+        {
+            "organisation": organisation,
+            "tracking_code": submitted.tracking_code,
+            "tracking_url": reports.tracking_url(settings, submitted.tracking_code),
+            "received_on": deadlines.local_date(submitted.report.received_at),
+            "report": submitted.report,
+            "email_given": bool(data.email),
+        },
+        status_code=201,
+        headers=_frame_headers(organisation),
+    )
+
+
+FIELD_HELP = {
+    "description": N_("Describe what happened (at most 20,000 characters)."),
+    "email": N_("Enter a valid e-mail address, or leave the field empty."),
+    "birth_date": N_("Enter the date of birth as YYYY-MM-DD."),
+    "name": N_("At most 200 characters."),
+    "phone": N_("At most 50 characters."),
+}

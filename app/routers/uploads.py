@@ -1,0 +1,79 @@
+"""Reading what the whistleblower sends: JSON or multipart with files, bounded; rate limits."""
+
+from typing import TypeVar
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+
+from app.config import Settings
+from app.errors import InvalidInput, TooLarge
+from app.i18n import N_
+from app.services.attachments import IncomingFile
+from app.services.ratelimit import RateLimiter
+
+Model = TypeVar("Model", bound=BaseModel)
+MAX_JSON_BYTES = 256 * 1024
+MAX_FIELDS = 40
+MAX_FIELD_BYTES = 64 * 1024
+CHECKBOX_TRUE = {"on", "true", "1", "yes"}
+
+
+def rate_limit(request: Request, bucket: str, limit: int, window_seconds: int) -> None:
+    """Count a request against the client's limit; the address is only ever hashed."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    address = request.client.host if request.client else "unknown"
+    limiter.hit(bucket, address, limit=limit, window_seconds=window_seconds)
+
+
+async def _read_json(request: Request) -> bytes:
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > MAX_JSON_BYTES:
+            raise TooLarge(N_("The request is too large."))
+    return bytes(body)
+
+
+def _validate(model: type[Model], value: object, from_json: bool) -> Model:
+    try:
+        if from_json:
+            assert isinstance(value, bytes)  # noqa: S101
+            return model.model_validate_json(value)
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+async def read_submission(
+    request: Request,
+    settings: Settings,
+    model: type[Model],
+    *,
+    form_fields: frozenset[str] | set[str] = frozenset(),
+) -> tuple[Model, list[IncomingFile]]:
+    """The validated fields and the uploaded files of a JSON or multipart request."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        return _validate(model, await _read_json(request), from_json=True), []
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        raise InvalidInput(N_("Send JSON or a form."), code="unsupported_media_type")
+    form = await request.form(
+        max_files=settings.max_files, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES
+    )
+    values: dict[str, object] = {}
+    files: list[IncomingFile] = []
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if value.filename:  # a file input left empty sends a nameless, empty part
+                files.append(IncomingFile(name=value.filename, file=value.file))
+            continue
+        if name in form_fields:
+            continue  # the page's own fields (honeypot, timer, tracking code)
+        field = model.model_fields.get(name)
+        if field is not None and field.annotation is bool:
+            values[name] = value.lower() in CHECKBOX_TRUE
+        elif value != "":
+            values[name] = value
+    return _validate(model, values, from_json=False), files

@@ -1,0 +1,108 @@
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from app.i18n import N_
+
+CATEGORIES = {
+    "criminal_offence": N_("A criminal offence"),
+    "misdemeanour": N_("A misdemeanour with a fine of at least CZK 100,000"),
+    "whistleblower_act": N_("A breach of the Whistleblower Protection Act"),
+    "financial_services": N_("Financial services, accounting, anti-money laundering"),
+    "public_procurement": N_("Public procurement"),
+    "competition": N_("Competition and state aid"),
+    "tax": N_("Taxes and the EU's financial interests"),
+    "environment": N_("Environment, radiation and nuclear safety"),
+    "safety": N_("Product, transport and food safety, animal health"),
+    "public_health": N_("Public health"),
+    "consumer_protection": N_("Consumer protection"),
+    "privacy": N_("Privacy, personal data and network security"),
+    "other": N_("Something else"),
+}
+RELATIONSHIPS = {
+    "employee": N_("Employee"),
+    "former_employee": N_("Former employee"),
+    "applicant": N_("Job applicant"),
+    "contractor": N_("Contractor or supplier"),
+    "volunteer": N_("Volunteer or trainee"),
+    "other": N_("Other"),
+}
+Category = Literal[
+    "criminal_offence", "misdemeanour", "whistleblower_act", "financial_services",
+    "public_procurement", "competition", "tax", "environment", "safety", "public_health",
+    "consumer_protection", "privacy", "other",
+]  # fmt: skip
+Relationship = Literal[
+    "employee", "former_employee", "applicant", "contractor", "volunteer", "other"
+]
+
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+MediumText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
+
+
+class ReportCreate(BaseModel):
+    """What a whistleblower submits; every field is sealed under the report key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: LongText
+    category: Category | None = None
+    occurred_at: ShortText | None = None
+    location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    persons_involved: MediumText | None = None
+    relationship: Relationship | None = None
+    anonymous: bool = True
+    name: ShortText | None = None
+    birth_date: date | None = None
+    contact_address: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None
+    ) = None
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    email: Annotated[EmailStr, Field(max_length=254)] | None = None
+    no_acknowledgement: bool = False
+    meeting_requested: bool = False
+
+
+class ReportCreated(BaseModel):
+    tracking_code: str
+    tracking_url: str
+    received_at: datetime
+
+
+class MessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: LongText
+
+
+class AttachmentRead(BaseModel):
+    id: str
+    name: str
+    content_type: str
+    size: int
+    uploaded_by: str
+    created_at: datetime
+
+
+class MessageRead(BaseModel):
+    id: str
+    author: str
+    body: str
+    created_at: datetime
+    attachments: list[AttachmentRead]
+
+
+class ReportSelfRead(BaseModel):
+    """The whistleblower's view of their case."""
+
+    organisation: str
+    status: str
+    received_at: datetime
+    acknowledgement_due_on: date | None
+    assessment_due_on: date
+    report: ReportCreate
+    messages: list[MessageRead]
+    attachments: list[AttachmentRead]

@@ -1,0 +1,189 @@
+"""Files of a report: stripped of metadata, encrypted in chunks under the report key, streamed."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+from urllib.parse import quote
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.responses import StreamingResponse
+
+from app import crypto
+from app.config import Settings
+from app.errors import InvalidInput, TooLarge
+from app.i18n import N_
+from app.models import Attachment, AttachmentChunk
+from app.services import metadata
+
+READ_SIZE = 64 * 1024
+SAFE_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "pdf": "application/pdf"}
+MAX_NAME_LENGTH = 200
+CHUNKS_PER_INSERT = 16
+
+
+@dataclass(frozen=True)
+class IncomingFile:
+    """An uploaded file: its name as the client sent it and a readable binary file."""
+
+    name: str
+    file: BinaryIO
+
+
+def _chunk_aad(attachment: Attachment) -> bytes:
+    return b"attachment|" + attachment.report_id.bytes + attachment.id.bytes
+
+
+def _meta_aad(attachment: Attachment) -> bytes:
+    return b"attachment-meta|" + attachment.report_id.bytes + attachment.id.bytes
+
+
+def _clean_name(name: str) -> str:
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c.isprintable() and c not in '"<>|:*?')
+    return name.strip()[:MAX_NAME_LENGTH] or "file"
+
+
+def _plaintext(upload: IncomingFile, limit: int) -> Iterator[bytes]:
+    """The file's bytes, metadata stripped, refused once past `limit`."""
+    head = upload.file.read(READ_SIZE)
+    kind = metadata.detect_kind(head)
+    size = 0
+
+    def pieces() -> Iterator[bytes]:
+        nonlocal size
+        piece = head
+        while piece:
+            size += len(piece)
+            if size > limit:
+                raise TooLarge(N_("A file is larger than the limit."), code="file_too_large")
+            yield piece
+            piece = upload.file.read(READ_SIZE)
+
+    if kind == "pdf":
+        # PDF metadata can only be removed from the whole document: held in memory, bounded
+        # by the per-file limit.
+        yield metadata.strip_pdf(b"".join(pieces()))
+        return
+    stripper = metadata.stripper_for(kind) if kind else None
+    if stripper is None:
+        yield from pieces()
+        return
+    for piece in pieces():
+        yield stripper.feed(piece)
+    yield stripper.finish()
+
+
+async def store_file(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    organisation_id: uuid.UUID,
+    report_id: uuid.UUID,
+    report_key: bytes,
+    upload: IncomingFile,
+    uploaded_by: str,
+    message_id: uuid.UUID | None = None,
+) -> Attachment:
+    """Strip, encrypt and store one file chunk by chunk; the plaintext is never held whole."""
+    attachment = Attachment(
+        id=uuid.uuid4(),
+        organisation_id=organisation_id,
+        report_id=report_id,
+        message_id=message_id,
+        uploaded_by=uploaded_by,
+        sealed_meta=b"",
+    )
+    head = upload.file.read(16)
+    upload.file.seek(0)
+    kind = metadata.detect_kind(head)
+    meta = {"name": _clean_name(upload.name), "type": SAFE_TYPES.get(kind or "", "")}
+    attachment.sealed_meta = crypto.seal(
+        report_key, json.dumps(meta).encode(), _meta_aad(attachment)
+    )
+    session.add(attachment)
+    await session.flush()
+    size = 0
+
+    def counted(pieces: Iterator[bytes]) -> Iterator[bytes]:
+        nonlocal size
+        for piece in pieces:
+            size += len(piece)
+            yield piece
+
+    index = 0
+    batch: list[dict[str, object]] = []
+    try:
+        plaintext = counted(_plaintext(upload, settings.max_file_bytes))
+        for sealed in crypto.encrypt_stream(report_key, plaintext, _chunk_aad(attachment)):
+            batch.append(
+                {"id": uuid.uuid4(), "attachment_id": attachment.id, "index": index, "data": sealed}
+            )
+            index += 1
+            if len(batch) == CHUNKS_PER_INSERT:
+                await _insert_chunks(session, batch)
+        await _insert_chunks(session, batch)
+    except metadata.MetadataError as exc:
+        raise InvalidInput(
+            N_("A file looks damaged and cannot be cleaned of its metadata."), code="bad_file"
+        ) from exc
+    attachment.size = size
+    attachment.chunk_count = index
+    attachment.complete = True
+    await session.flush()
+    return attachment
+
+
+async def _insert_chunks(session: AsyncSession, batch: list[dict[str, object]]) -> None:
+    # Core inserts keep the chunks out of the session, so memory stays bounded by one batch.
+    if batch:
+        await session.execute(insert(AttachmentChunk), batch)
+        batch.clear()
+
+
+def read_meta(attachment: Attachment, report_key: bytes) -> dict[str, str]:
+    """The file's name and content type."""
+    meta: dict[str, str] = json.loads(
+        crypto.open_sealed(report_key, attachment.sealed_meta, _meta_aad(attachment))
+    )
+    return meta
+
+
+async def stream_file(
+    sessionmaker: async_sessionmaker[AsyncSession], attachment: Attachment, report_key: bytes
+) -> AsyncIterator[bytes]:
+    """The decrypted bytes, one chunk at a time; CryptoError if anything was tampered with.
+
+    Reads with a session of its own: a streamed response outlives the request's session.
+    """
+    last = attachment.chunk_count - 1
+    aad = _chunk_aad(attachment)
+    async with sessionmaker() as session:
+        for index in range(attachment.chunk_count):
+            sealed = await session.scalar(
+                select(AttachmentChunk.data).where(
+                    AttachmentChunk.attachment_id == attachment.id, AttachmentChunk.index == index
+                )
+            )
+            if sealed is None:
+                raise crypto.CryptoError("missing chunk")
+            yield crypto.open_chunk(report_key, sealed, aad, index, index == last)
+
+
+def download_response(
+    chunks: AsyncIterator[bytes], name: str, content_type: str, size: int
+) -> StreamingResponse:
+    """Always a download, never rendered by the browser, with the sanitised file name."""
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_")
+    return StreamingResponse(
+        chunks,
+        media_type=content_type or "application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{ascii_name}"; '
+            f"filename*=UTF-8''{quote(name, safe='')}",
+            "Content-Length": str(size),
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )

@@ -1,0 +1,300 @@
+"""Whistleblower intake: submitting a report, opening it with the tracking code, the thread."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import crypto
+from app.config import Settings
+from app.errors import InvalidInput, NotFound
+from app.i18n import N_
+from app.models import Attachment, Organisation, Report, ReportMessage
+from app.models.base import utcnow
+from app.schemas.report import (
+    AttachmentRead,
+    MessageRead,
+    ReportCreate,
+    ReportSelfRead,
+)
+from app.services import attachments, deadlines, keys, mail
+from app.services.attachments import IncomingFile
+from app.templating import render_mail
+
+UNKNOWN_CODE = N_("No report matches this tracking code. Check it and try again.")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    report: Report
+    tracking_code: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class OpenedReport:
+    """A report unlocked by its tracking code, with the report key the code unwraps."""
+
+    report: Report
+    organisation: Organisation
+    report_key: bytes = field(repr=False)
+
+
+def tracking_url(settings: Settings, code: str) -> str:
+    return f"{settings.public_url.rstrip('/')}/track/{code}"
+
+
+def _tracking_hash(settings: Settings, normalised: str) -> bytes:
+    return keys.keyed_hash(settings, "tracking-lookup", normalised.encode())
+
+
+def _aad(purpose: bytes, *ids: uuid.UUID) -> bytes:
+    return purpose + b"|" + b"".join(i.bytes for i in ids)
+
+
+def check_acceptance(organisation: Organisation, data: ReportCreate) -> None:
+    """The organisation's rules: anonymous reports, and reports from people outside it."""
+    if data.anonymous and not organisation.accepts_anonymous:
+        raise InvalidInput(
+            N_("This organisation does not accept anonymous reports. Give your name, or report "
+               "to the Ministry of Justice's external channel."),
+            field="anonymous",
+        )  # fmt: skip
+    if not data.anonymous and not data.name:
+        raise InvalidInput(N_("Give your name, or choose to stay anonymous."), field="name")
+    if organisation.only_own_people and data.relationship in (None, "other"):
+        raise InvalidInput(
+            N_("This organisation accepts reports only from people who work or worked for it. "
+               "You can report to the Ministry of Justice's external channel."),
+            field="relationship",
+        )  # fmt: skip
+
+
+async def submit_report(
+    session: AsyncSession,
+    settings: Settings,
+    organisation: Organisation,
+    data: ReportCreate,
+    files: Sequence[IncomingFile] = (),
+) -> Submitted:
+    """Seal and store a report; the tracking code is returned once and never stored."""
+    check_acceptance(organisation, data)
+    if len(files) > settings.max_files:
+        raise InvalidInput(N_("Too many files."), code="too_many_files", field="files")
+    if data.anonymous:  # identity fields of an anonymous report are not kept at all
+        data = data.model_copy(
+            update={"name": None, "birth_date": None, "contact_address": None, "phone": None}
+        )
+    report_key = crypto.random_key()
+    code = crypto.new_tracking_code()
+    normalised = crypto.normalise_tracking_code(code)
+    assert normalised is not None  # noqa: S101 - a fresh code is well-formed
+    received_at = utcnow()
+    received_on = deadlines.local_date(received_at)
+    profile = deadlines.CZECH
+    report_id = uuid.uuid4()
+    report = Report(
+        id=report_id,
+        organisation_id=organisation.id,
+        received_at=received_at,
+        acknowledgement_due_on=None
+        if data.no_acknowledgement
+        else deadlines.deadline(received_on, profile.acknowledgement_days).due_on,
+        assessment_due_on=deadlines.deadline(received_on, profile.assessment_days).due_on,
+        meeting_requested=data.meeting_requested,
+        no_acknowledgement=data.no_acknowledgement,
+        tracking_hash=_tracking_hash(settings, normalised),
+        key_for_organisation=crypto.seal_to(
+            organisation.public_key, report_key, _aad(b"report-key", report_id)
+        ),
+        key_for_whistleblower=crypto.seal(
+            crypto.code_key(normalised, "tracking-wrap"), report_key, _aad(b"report-key", report_id)
+        ),
+        sealed_content=crypto.seal(
+            report_key, data.model_dump_json().encode(), _aad(b"report-content", report_id)
+        ),
+    )
+    session.add(report)
+    await session.flush()
+    for upload in files:
+        await attachments.store_file(
+            session,
+            settings,
+            organisation_id=organisation.id,
+            report_id=report.id,
+            report_key=report_key,
+            upload=upload,
+            uploaded_by="whistleblower",
+        )
+    await _notify_organisation(session, settings, organisation, "new_report")
+    if data.email:
+        subject, text = render_mail(
+            "report_receipt",
+            organisation=organisation,
+            link=tracking_url(settings, code),
+            received_on=received_on,
+        )
+        await mail.enqueue(
+            session, settings, kind="report_receipt", to=data.email, subject=subject, text=text
+        )
+    return Submitted(report=report, tracking_code=code)
+
+
+async def _notify_organisation(
+    session: AsyncSession, settings: Settings, organisation: Organisation, kind: str
+) -> None:
+    """Tell the organisation something arrived; the mail carries nothing of the content."""
+    subject, text = render_mail(
+        kind, organisation=organisation, link=f"{settings.public_url.rstrip('/')}/login"
+    )
+    await mail.enqueue(
+        session, settings, kind=kind, to=organisation.email, subject=subject, text=text
+    )
+
+
+async def open_by_code(session: AsyncSession, settings: Settings, code: str) -> OpenedReport:
+    """The report of a tracking code; the same NotFound for any code that does not open one."""
+    normalised = crypto.normalise_tracking_code(code[:100])
+    if normalised is None:
+        raise NotFound(UNKNOWN_CODE, code="unknown_tracking_code")
+    report = await session.scalar(
+        select(Report).where(Report.tracking_hash == _tracking_hash(settings, normalised))
+    )
+    if report is None:
+        raise NotFound(UNKNOWN_CODE, code="unknown_tracking_code")
+    organisation = await session.get(Organisation, report.organisation_id)
+    assert organisation is not None  # noqa: S101 - a foreign key
+    try:
+        report_key = crypto.open_sealed(
+            crypto.code_key(normalised, "tracking-wrap"),
+            report.key_for_whistleblower,
+            _aad(b"report-key", report.id),
+        )
+    except crypto.CryptoError:
+        raise NotFound(UNKNOWN_CODE, code="unknown_tracking_code") from None
+    return OpenedReport(report=report, organisation=organisation, report_key=report_key)
+
+
+def read_content(opened: OpenedReport) -> ReportCreate:
+    plaintext = crypto.open_sealed(
+        opened.report_key, opened.report.sealed_content, _aad(b"report-content", opened.report.id)
+    )
+    return ReportCreate.model_validate_json(plaintext)
+
+
+def _attachment_read(attachment: Attachment, report_key: bytes) -> AttachmentRead:
+    meta = attachments.read_meta(attachment, report_key)
+    return AttachmentRead(
+        id=str(attachment.id),
+        name=meta["name"],
+        content_type=meta["type"] or "application/octet-stream",
+        size=attachment.size,
+        uploaded_by=attachment.uploaded_by,
+        created_at=attachment.created_at,
+    )
+
+
+async def whistleblower_view(session: AsyncSession, opened: OpenedReport) -> ReportSelfRead:
+    """Everything the whistleblower may see of their case, decrypted with their code."""
+    report = opened.report
+    messages = list(
+        await session.scalars(
+            select(ReportMessage)
+            .where(ReportMessage.report_id == report.id)
+            .order_by(ReportMessage.created_at)
+        )
+    )
+    files = list(
+        await session.scalars(
+            select(Attachment)
+            .where(Attachment.report_id == report.id, Attachment.complete.is_(True))
+            .order_by(Attachment.created_at)
+        )
+    )
+    by_message: dict[uuid.UUID | None, list[AttachmentRead]] = {}
+    for attachment in files:
+        by_message.setdefault(attachment.message_id, []).append(
+            _attachment_read(attachment, opened.report_key)
+        )
+    return ReportSelfRead(
+        organisation=opened.organisation.name,
+        status=report.status,
+        received_at=report.received_at,
+        acknowledgement_due_on=report.acknowledgement_due_on,
+        assessment_due_on=report.assessment_due_on,
+        report=read_content(opened),
+        messages=[
+            MessageRead(
+                id=str(message.id),
+                author=message.author,
+                body=crypto.open_sealed(
+                    opened.report_key,
+                    message.sealed_body,
+                    _aad(b"message", report.id, message.id),
+                ).decode(),
+                created_at=message.created_at,
+                attachments=by_message.get(message.id, []),
+            )
+            for message in messages
+        ],
+        attachments=by_message.get(None, []),
+    )
+
+
+async def add_whistleblower_message(
+    session: AsyncSession,
+    settings: Settings,
+    opened: OpenedReport,
+    body: str,
+    files: Sequence[IncomingFile] = (),
+) -> ReportMessage:
+    """The whistleblower writes to the designated persons, optionally with files."""
+    if len(files) > settings.max_files:
+        raise InvalidInput(N_("Too many files."), code="too_many_files", field="files")
+    report = opened.report
+    message_id = uuid.uuid4()
+    message = ReportMessage(
+        id=message_id,
+        organisation_id=report.organisation_id,
+        report_id=report.id,
+        author="whistleblower",
+        sealed_body=crypto.seal(
+            opened.report_key, body.encode(), _aad(b"message", report.id, message_id)
+        ),
+    )
+    session.add(message)
+    await session.flush()
+    for upload in files:
+        await attachments.store_file(
+            session,
+            settings,
+            organisation_id=report.organisation_id,
+            report_id=report.id,
+            report_key=opened.report_key,
+            upload=upload,
+            uploaded_by="whistleblower",
+            message_id=message.id,
+        )
+    await _notify_organisation(session, settings, opened.organisation, "new_message")
+    return message
+
+
+async def whistleblower_attachment(
+    session: AsyncSession, opened: OpenedReport, attachment_id: str
+) -> tuple[Attachment, AttachmentRead]:
+    """One file of the whistleblower's case; NotFound for any other."""
+    try:
+        wanted = uuid.UUID(attachment_id)
+    except ValueError:
+        raise NotFound(N_("No such file.")) from None
+    attachment = await session.scalar(
+        select(Attachment).where(
+            Attachment.id == wanted,
+            Attachment.report_id == opened.report.id,
+            Attachment.complete.is_(True),
+        )
+    )
+    if attachment is None:
+        raise NotFound(N_("No such file."))
+    return attachment, _attachment_read(attachment, opened.report_key)
