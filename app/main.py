@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.bodylimit import BodyLimit
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
@@ -160,6 +161,12 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
     app.state.rate_limiter = RateLimiter()
+
+    # Every file at its limit, plus the form's fields. Added first, so it sits inside the
+    # headers middleware below and its 413 reaches the error handlers.
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_files * settings.max_file_bytes + 1024 * 1024
+    )
 
     @app.middleware("http")
     async def security_headers(

@@ -394,3 +394,19 @@ async def test_tracking_link_and_message_form(
     wrong = await client.post("/track?lang=en", data={"code": "WRONG-CODE"})
     assert wrong.status_code == 404
     assert "No report matches this tracking code" in wrong.text
+
+
+async def test_nothing_identifying_reaches_the_logs(
+    client: httpx.AsyncClient, organisation: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    submitted = await submit(client, organisation["slug"], email="whistle@example.org")
+    code = submitted["tracking_code"]
+    await client.get(f"/track/{code}")
+    await client.post("/track", data={"code": code})
+    await client.get("/api/v1/public/reports/self", headers={"X-Tracking-Code": code})
+    # Everything the service and its libraries logged (the test's own HTTP client excluded).
+    server = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    logged = "".join(f"{r.getMessage()} {r.args}" for r in server)
+    for secret in (code, code.replace("-", ""), "127.0.0.1", "whistle@example.org", "python-httpx"):
+        assert secret not in logged
