@@ -78,14 +78,23 @@ def _frame_headers(organisation: Organisation) -> dict[str, str]:
     return {"Content-Security-Policy": content_security_policy(organisation.allowed_embed_origins)}
 
 
-def _unavailable(request: Request, organisation: Organisation, error: AppError) -> HTMLResponse:
-    return render(
-        request,
-        "error.html",
-        {"status": error.status_code, "message": error.message},
-        status_code=error.status_code,
-        headers=_frame_headers(organisation),
-    )
+async def _receiving_organisation(
+    request: Request, session: SessionDep, slug: str
+) -> tuple[Organisation, HTMLResponse | None]:
+    """The form's organisation, and the page to show instead when it cannot receive reports."""
+    organisation = await registration.find_organisation(session, slug)
+    try:
+        registration.ensure_can_receive(organisation)
+    except AppError as exc:
+        page = render(
+            request,
+            "error.html",
+            {"status": exc.status_code, "message": exc.message},
+            status_code=exc.status_code,
+            headers=_frame_headers(organisation),
+        )
+        return organisation, page
+    return organisation, None
 
 
 @router.get("/track", response_class=HTMLResponse)
@@ -187,23 +196,17 @@ async def download_file(
 async def report_form(
     slug: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
-    organisation = await registration.find_organisation(session, slug)
-    try:
-        registration.ensure_can_receive(organisation)
-    except AppError as exc:
-        return _unavailable(request, organisation, exc)
-    return _form_page(request, settings, organisation)
+    organisation, unavailable = await _receiving_organisation(request, session, slug)
+    return unavailable or _form_page(request, settings, organisation)
 
 
 @router.post("/{slug}", response_class=HTMLResponse)
 async def submit_report(
     slug: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
-    organisation = await registration.find_organisation(session, slug)
-    try:
-        registration.ensure_can_receive(organisation)
-    except AppError as exc:
-        return _unavailable(request, organisation, exc)
+    organisation, unavailable = await _receiving_organisation(request, session, slug)
+    if unavailable is not None:
+        return unavailable
     rate_limit(request, "submit", settings.submissions_per_hour, 3600)
     form = await request.form(max_files=settings.max_files)
     values = {k: v for k, v in form.multi_items() if isinstance(v, str)}

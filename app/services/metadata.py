@@ -7,6 +7,7 @@ so a new kind of metadata chunk or segment cannot slip through.
 import io
 import logging
 import zlib
+from abc import ABC, abstractmethod
 from typing import Literal, Protocol
 
 from pypdf import PdfReader, PdfWriter
@@ -139,24 +140,18 @@ def _orientation_segment(value: int) -> bytes:
     return b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
 
 
-class JpegStripper:
-    """Streams a JPEG, keeping only what decoding needs.
+class _SegmentStripper(ABC):
+    """Buffers what a segment or chunk header needs; `_run` consumes what it can and emits."""
 
-    Kept: SOI, SOFn, DHT, DAC, DQT, DRI, DNL, DHP, EXP, every SOS with its entropy-coded data
-    (restart markers and 0xFF00 stuffing included), EOI; a JFIF APP0 without its thumbnail; the
-    Adobe APP14 (its colour-transform flag decides how CMYK/RGB JPEGs decode); and the EXIF
-    Orientation alone, rewritten, so photos taken sideways still display upright.
-    Dropped: the rest of APP1 (EXIF with GPS, XMP), APP2 (ICC profiles too: a calibrated profile's
-    description and dates can name a person or a machine), APP3-APP15, COM, and anything after EOI
-    (Samsung trailers, motion-photo videos, MPF secondary images with their own EXIF).
-    Memory: at most one marker segment (< 64 KiB) beyond the incoming piece.
-    """
+    _truncated = "The image ends too early."
 
-    def __init__(self) -> None:
+    def __init__(self, state: int) -> None:
         self._buf = bytearray()
-        self._state = _START
-        self._skip = 0
-        self._orientation_seen = False
+        self._state = state
+
+    @abstractmethod
+    def _run(self, out: bytearray) -> int:
+        """Consume whole segments from the buffer into `out`; return how many bytes."""
 
     def feed(self, data: bytes) -> bytes:
         if self._state == _DONE:
@@ -171,8 +166,29 @@ class JpegStripper:
         done = self._state == _DONE
         self._buf.clear()
         if not done:
-            raise MetadataError("The JPEG image ends before its end marker.")
+            raise MetadataError(self._truncated)
         return b""
+
+
+class JpegStripper(_SegmentStripper):
+    """Streams a JPEG, keeping only what decoding needs.
+
+    Kept: SOI, SOFn, DHT, DAC, DQT, DRI, DNL, DHP, EXP, every SOS with its entropy-coded data
+    (restart markers and 0xFF00 stuffing included), EOI; a JFIF APP0 without its thumbnail; the
+    Adobe APP14 (its colour-transform flag decides how CMYK/RGB JPEGs decode); and the EXIF
+    Orientation alone, rewritten, so photos taken sideways still display upright.
+    Dropped: the rest of APP1 (EXIF with GPS, XMP), APP2 (ICC profiles too: a calibrated profile's
+    description and dates can name a person or a machine), APP3-APP15, COM, and anything after EOI
+    (Samsung trailers, motion-photo videos, MPF secondary images with their own EXIF).
+    Memory: at most one marker segment (< 64 KiB) beyond the incoming piece.
+    """
+
+    _truncated = "The JPEG image ends before its end marker."
+
+    def __init__(self) -> None:
+        super().__init__(_START)
+        self._skip = 0
+        self._orientation_seen = False
 
     def _run(self, out: bytearray) -> int:
         buf = self._buf
@@ -313,36 +329,21 @@ _PNG_MAX_LENGTH = 2**31 - 1
 _SIGNATURE, _HEADER, _DATA, _CRC, _CHUNK_SKIP = range(5, 10)
 
 
-class PngStripper:
+class PngStripper(_SegmentStripper):
     """Streams a PNG chunk by chunk, keeping an allow-list of chunks and checking their CRCs.
 
     Unknown critical chunks make the file undecodable anyway and are refused; anything after IEND
     is dropped. Memory: at most a chunk header or CRC beyond the incoming piece; IDAT is streamed.
     """
 
+    _truncated = "The PNG image ends before its IEND chunk."
+
     def __init__(self) -> None:
-        self._buf = bytearray()
-        self._state = _SIGNATURE
+        super().__init__(_SIGNATURE)
         self._remaining = 0
         self._crc = 0
         self._chunk_type = b""
         self._first_chunk = True
-
-    def feed(self, data: bytes) -> bytes:
-        if self._state == _DONE:
-            return b""
-        self._buf += data
-        out = bytearray()
-        consumed = self._run(out)
-        del self._buf[:consumed]
-        return bytes(out)
-
-    def finish(self) -> bytes:
-        done = self._state == _DONE
-        self._buf.clear()
-        if not done:
-            raise MetadataError("The PNG image ends before its IEND chunk.")
-        return b""
 
     def _run(self, out: bytearray) -> int:
         buf = self._buf

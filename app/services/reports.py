@@ -80,8 +80,6 @@ async def submit_report(
 ) -> Submitted:
     """Seal and store a report; the tracking code is returned once and never stored."""
     check_acceptance(organisation, data)
-    if len(files) > settings.max_files:
-        raise InvalidInput(N_("Too many files."), code="too_many_files", field="files")
     if data.anonymous:  # identity fields of an anonymous report are not kept at all
         data = data.model_copy(
             update={"name": None, "birth_date": None, "contact_address": None, "phone": None}
@@ -117,16 +115,7 @@ async def submit_report(
     )
     session.add(report)
     await session.flush()
-    for upload in files:
-        await attachments.store_file(
-            session,
-            settings,
-            organisation_id=organisation.id,
-            report_id=report.id,
-            report_key=report_key,
-            upload=upload,
-            uploaded_by="whistleblower",
-        )
+    await _store_files(session, settings, report, report_key, files)
     await _notify_organisation(session, settings, organisation, "new_report")
     if data.email:
         subject, text = render_mail(
@@ -139,6 +128,29 @@ async def submit_report(
             session, settings, kind="report_receipt", to=data.email, subject=subject, text=text
         )
     return Submitted(report=report, tracking_code=code)
+
+
+async def _store_files(
+    session: AsyncSession,
+    settings: Settings,
+    report: Report,
+    report_key: bytes,
+    files: Sequence[IncomingFile],
+    message_id: uuid.UUID | None = None,
+) -> None:
+    if len(files) > settings.max_files:
+        raise InvalidInput(N_("Too many files."), code="too_many_files", field="files")
+    for upload in files:
+        await attachments.store_file(
+            session,
+            settings,
+            organisation_id=report.organisation_id,
+            report_id=report.id,
+            report_key=report_key,
+            upload=upload,
+            uploaded_by="whistleblower",
+            message_id=message_id,
+        )
 
 
 async def _notify_organisation(
@@ -250,8 +262,6 @@ async def add_whistleblower_message(
     files: Sequence[IncomingFile] = (),
 ) -> ReportMessage:
     """The whistleblower writes to the designated persons, optionally with files."""
-    if len(files) > settings.max_files:
-        raise InvalidInput(N_("Too many files."), code="too_many_files", field="files")
     report = opened.report
     message_id = uuid.uuid4()
     message = ReportMessage(
@@ -265,17 +275,7 @@ async def add_whistleblower_message(
     )
     session.add(message)
     await session.flush()
-    for upload in files:
-        await attachments.store_file(
-            session,
-            settings,
-            organisation_id=report.organisation_id,
-            report_id=report.id,
-            report_key=opened.report_key,
-            upload=upload,
-            uploaded_by="whistleblower",
-            message_id=message.id,
-        )
+    await _store_files(session, settings, report, opened.report_key, files, message.id)
     await _notify_organisation(session, settings, opened.organisation, "new_message")
     return message
 
