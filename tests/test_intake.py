@@ -410,3 +410,13 @@ async def test_nothing_identifying_reaches_the_logs(
     logged = "".join(f"{r.getMessage()} {r.args}" for r in server)
     for secret in (code, code.replace("-", ""), "127.0.0.1", "whistle@example.org", "python-httpx"):
         assert secret not in logged
+
+
+async def test_receipt_page_offers_no_link_that_loses_the_code(
+    client: httpx.AsyncClient, settings: Settings, organisation: dict[str, str]
+) -> None:
+    response = await client.post(
+        f"/{organisation['slug']}", data=_form_fields(settings, description=DESCRIPTION)
+    )
+    assert response.status_code == 201
+    assert 'class="lang"' not in response.text
