@@ -39,6 +39,32 @@ async def _worker(settings: Settings) -> None:
         await engine.dispose()
 
 
+async def _audit_verify(settings: Settings) -> bool:
+    from sqlalchemy import select
+
+    from app.db import create_engine, create_sessionmaker
+    from app.models import Organisation
+    from app.services import audit
+
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            results = await audit.verify_all(session)
+            rows = await session.execute(select(Organisation.id, Organisation.slug))
+            slugs = dict(rows.all())
+    finally:
+        await engine.dispose()
+    if not results:
+        print("No audit events.")  # noqa: T201
+    for organisation_id, result in sorted(results.items(), key=lambda item: slugs[item[0]]):
+        if result.ok:
+            status = "OK"
+        else:
+            status = f"BROKEN at seq {result.first_broken_seq}: {result.problem}"
+        print(f"{slugs[organisation_id]}: {result.checked} events checked, {status}")  # noqa: T201
+    return all(result.ok for result in results.values())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pistalka", description="Píšťalka operator commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -48,6 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true", help="do not run the worker here")
     commands.add_parser("worker", help="run the background worker alone")
+    audit = commands.add_parser("audit", help="audit trail commands")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    audit_commands.add_parser("verify", help="check every organisation's audit chain")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -60,6 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "worker":
         migrate.upgrade(settings)
         asyncio.run(_worker(settings))
+    elif args.command == "audit" and args.audit_command == "verify":
+        if not asyncio.run(_audit_verify(settings)):
+            raise SystemExit(1)
 
 
 if __name__ == "__main__":

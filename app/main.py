@@ -23,15 +23,20 @@ from app.i18n import N_
 from app.routers import (
     admin,
     api_auth,
+    api_cases,
     api_organisations,
     api_public,
+    api_register,
     api_settings,
+    api_team,
+    case_pages,
+    insight_pages,
     intake,
     public,
+    register_pages,
+    team_pages,
 )
-from app.routers import (
-    settings as settings_pages,
-)
+from app.routers import settings as settings_pages
 from app.schemas.organisation import RESERVED_SLUGS
 from app.services.ratelimit import RateLimiter
 from app.templating import redirect, render
@@ -200,9 +205,16 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api_organisations.router)
     app.include_router(api_auth.router)
+    app.include_router(api_cases.router)
     app.include_router(api_settings.router)
+    app.include_router(api_team.router)
     app.include_router(api_public.router)
+    app.include_router(api_register.router)
     app.include_router(admin.router)
+    app.include_router(case_pages.router)
+    app.include_router(insight_pages.router)
+    app.include_router(register_pages.router)
+    app.include_router(team_pages.router)
     app.include_router(settings_pages.router)
     app.include_router(public.router)
     app.include_router(intake.router)  # last: it owns the catch-all /{slug}

@@ -75,6 +75,7 @@ def render_mail(name: str, **context: Any) -> tuple[str, str]:
     return subject, body + "\n"
 
 
-def redirect(request: Request, path: str) -> RedirectResponse:
+def redirect(request: Request, path: str, **params: str) -> RedirectResponse:
     """A 303 redirect after a form, keeping the page's language."""
-    return RedirectResponse(url_in_language(path, request_language(request)), status_code=303)
+    target = url_in_language(path, request_language(request), **params)
+    return RedirectResponse(target, status_code=303)

@@ -6,13 +6,14 @@ Every job takes rows under a lease, so any number of workers may run side by sid
 import asyncio
 import contextlib
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.services import mail
+from app.services import mail, reminders
 
 logger = logging.getLogger("pistalka.worker")
 
@@ -24,8 +25,24 @@ async def deliver_mail(sessionmaker: async_sessionmaker[AsyncSession], settings:
     return await mail.deliver_due(sessionmaker, settings)
 
 
-# Run in this order on every round; a new periodic job is one more function here.
-JOBS: list[Job] = [deliver_mail]
+async def remind_deadlines(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+) -> int:
+    """Queue deadline reminders, at most every REMINDER_INTERVAL seconds in this process."""
+    global _reminded_at
+    now = time.monotonic()
+    if _reminded_at is not None and now - _reminded_at < REMINDER_INTERVAL:
+        return 0
+    _reminded_at = now
+    return await reminders.send_reminders(sessionmaker, settings)
+
+
+REMINDER_INTERVAL = 600.0
+_reminded_at: float | None = None
+
+# Run in this order on every round; a new periodic job is one more function here. Reminders
+# come first, so the mails they queue go out in the same round.
+JOBS: list[Job] = [remind_deadlines, deliver_mail]
 
 
 async def run_jobs(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:

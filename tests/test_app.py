@@ -70,4 +70,4 @@ def test_every_message_has_a_czech_translation(tmp_path: Path) -> None:
     with (LOCALE_DIR / "cs" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
         catalog = read_po(handle, locale="cs")
     translated = {m.id for m in catalog if m.id and m.string and not m.fuzzy}
-    assert sorted(wanted - translated) == []
+    assert sorted(map(str, wanted - translated)) == []

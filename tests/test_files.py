@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.main import create_app
-from app.models import Attachment, AttachmentChunk
+from app.models import Attachment, AttachmentChunk, Report, ReportMessage
 from tests.factories import verified_organisation
 from tests.test_metadata import NAME, _tagged_jpeg
 from tests.test_privacy import dump_database
@@ -188,3 +188,34 @@ async def test_body_growing_past_the_limit_is_stopped(
         )
     await app.state.engine.dispose()
     assert response.status_code == 413, response.text
+
+
+async def test_a_refused_file_on_the_page_leaves_no_half_stored_report(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, settings: Settings, slug: str
+) -> None:
+    from tests.test_intake import _form_fields
+
+    response = await client.post(
+        f"/{slug}",
+        data=_form_fields(settings, description="With a damaged photo."),
+        files=[("files", ("cut.jpg", _tagged_jpeg()[:500], "image/jpeg"))],
+    )
+    assert response.status_code == 422
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Attachment)) == 0
+        assert await session.scalar(select(func.count()).select_from(Report)) == 0
+
+
+async def test_a_refused_file_on_the_tracking_page_leaves_no_half_sent_message(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, slug: str
+) -> None:
+    created = await client.post(f"/api/v1/public/{slug}/reports", json={"description": "x"})
+    code = created.json()["tracking_code"]
+    response = await client.post(
+        "/track/messages",
+        data={"code": code, "body": "Here is the photo."},
+        files=[("files", ("cut.jpg", _tagged_jpeg()[:500], "image/jpeg"))],
+    )
+    assert response.status_code == 422
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(ReportMessage)) == 0

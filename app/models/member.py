@@ -1,5 +1,5 @@
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -42,6 +42,28 @@ class Membership(Base):
     # The organisation private key sealed (HPKE) to the member's public key; None until granted.
     org_key_grant: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The organisation's record of the appointment and of the written instruction of duties.
+    appointed_on: Mapped[date | None]
+    instructed_on: Mapped[date | None]
+    instruction_document: Mapped[str] = mapped_column(String(500), default="")
+
+
+class Invitation(UUIDPrimaryKey, Base):
+    """An invitation of a new designated person; the link's token is stored as a keyed hash."""
+
+    __tablename__ = "invitation"
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(254))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("member.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
 
 
 class MemberSession(UUIDPrimaryKey, Base):

@@ -8,18 +8,39 @@ from app.models.base import Base, UUIDPrimaryKey, utcnow
 
 
 class Report(UUIDPrimaryKey, Base):
-    """A report and its case metadata; everything the whistleblower wrote is sealed."""
+    """A report and its case metadata; everything the whistleblower wrote is sealed.
+
+    The metadata (dates, status, outcome) serves the case list and the deadlines without
+    decrypting anything.
+    """
 
     __tablename__ = "report"
+    __table_args__ = (UniqueConstraint("organisation_id", "reference_year", "reference_number"),)
 
     organisation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organisation.id", ondelete="CASCADE"), index=True
     )
+    # Per organisation and year, e.g. 2026-0007.
+    reference_year: Mapped[int] = mapped_column(Integer)
+    reference_number: Mapped[int] = mapped_column(Integer)
     channel: Mapped[str] = mapped_column(String(20), default="web")
     status: Mapped[str] = mapped_column(String(20), default="received")
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledgement_due_on: Mapped[date | None]
     assessment_due_on: Mapped[date]
+    meeting_due_on: Mapped[date | None]
+    acknowledged_at: Mapped[datetime | None]
+    # One of the two statutory reasons for not acknowledging, when a designated person waived it.
+    acknowledgement_waived: Mapped[str | None] = mapped_column(String(40))
+    extensions: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    decided_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    @property
+    def reference(self) -> str:
+        return f"{self.reference_year}-{self.reference_number:04d}"
+
     meeting_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     no_acknowledgement: Mapped[bool] = mapped_column(Boolean, default=False)
     # Keyed hash of the normalised tracking code: the code itself is never stored.
@@ -29,6 +50,10 @@ class Report(UUIDPrimaryKey, Base):
     key_for_whistleblower: Mapped[bytes] = mapped_column(LargeBinary)
     # The form's fields as JSON, sealed under the report key.
     sealed_content: Mapped[bytes] = mapped_column(LargeBinary)
+    # For a report taken down by a designated person (telephone, in person, post): consent to
+    # an audio recording and the whistleblower's comments on the record, sealed likewise.
+    sealed_record: Mapped[bytes | None] = mapped_column(LargeBinary)
+    meeting_planned_at: Mapped[datetime | None]
 
 
 class ReportMessage(UUIDPrimaryKey, Base):
@@ -43,6 +68,24 @@ class ReportMessage(UUIDPrimaryKey, Base):
         ForeignKey("report.id", ondelete="CASCADE"), index=True
     )
     author: Mapped[str] = mapped_column(String(20))  # "whistleblower" or "member"
+    member_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("member.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sealed_body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CaseNote(UUIDPrimaryKey, Base):
+    """An internal note of the designated persons; the whistleblower never sees it."""
+
+    __tablename__ = "case_note"
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("report.id", ondelete="CASCADE"), index=True
+    )
     member_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("member.id", ondelete="SET NULL")
     )
@@ -83,3 +126,21 @@ class AttachmentChunk(Base):
     )
     index: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DeadlineReminder(UUIDPrimaryKey, Base):
+    """A reminder sent to the designated persons; the unique key stops a second one."""
+
+    __tablename__ = "deadline_reminder"
+    __table_args__ = (UniqueConstraint("report_id", "kind", "due_on", "stage"),)
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("report.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))  # acknowledgement, assessment, meeting
+    due_on: Mapped[date]
+    stage: Mapped[str] = mapped_column(String(10))  # soon, passed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,7 +10,7 @@ from app.db import SessionDep
 from app.deps import CurrentMemberDep, OptionalMemberDep, SettingsDep, require_csrf
 from app.errors import AppError
 from app.routers.cookies import clear_session_cookie, set_session_cookie
-from app.services import auth
+from app.services import auth, cases
 from app.templating import redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -60,8 +60,16 @@ async def logout(
 @router.get("/dashboard", response_class=HTMLResponse)
 async def dashboard(request: Request, current: CurrentMemberDep, session: SessionDep) -> Response:
     organisations = await auth.member_organisations(session, current.member.id)
+    # Only organisations whose key the member holds have countable cases.
+    accesses = await cases.accessible_organisations(session, current)
+    case_counts = {access.organisation.slug: {"total": 0, "overdue": 0} for access in accesses}
+    for item in await cases.list_cases(session, accesses):
+        case_counts[item.organisation]["total"] += 1
+        case_counts[item.organisation]["overdue"] += int(item.overdue)
     return render(
-        request, "admin/dashboard.html", {"member": current.member, "organisations": organisations}
+        request,
+        "admin/dashboard.html",
+        {"member": current.member, "organisations": organisations, "case_counts": case_counts},
     )
 
 

@@ -161,7 +161,10 @@ async def write_message(request: Request, session: SessionDep, settings: Setting
         data, files = await read_submission(request, settings, MessageCreate, form_fields={"code"})
         form_code = str((await request.form()).get("code", ""))[:100]
         opened = await reports.open_by_code(session, settings, form_code)
-        await reports.add_whistleblower_message(session, settings, opened, data.body, files)
+        # A page answers the error instead of raising it: the savepoint drops a message
+        # whose file was refused, so nothing half-sent is committed.
+        async with session.begin_nested():
+            await reports.add_whistleblower_message(session, settings, opened, data.body, files)
     except RequestValidationError:
         form_code = form_code or str((await request.form()).get("code", ""))[:100]
         return await _case_page(
@@ -220,7 +223,8 @@ async def submit_report(
         data, files = await read_submission(
             request, settings, ReportCreate, form_fields=FORM_FIELDS
         )
-        submitted = await reports.submit_report(session, settings, organisation, data, files)
+        async with session.begin_nested():  # a refused file leaves no half-stored report
+            submitted = await reports.submit_report(session, settings, organisation, data, files)
     except RequestValidationError as exc:
         errors = {str(e["loc"][-1]): FIELD_HELP.get(str(e["loc"][-1]), N_("Check this field."))
                   for e in exc.errors() if e.get("loc")}  # fmt: skip

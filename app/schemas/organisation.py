@@ -6,8 +6,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, Str
 RESERVED_SLUGS = frozenset(
     {
         "about", "account", "admin", "api", "app", "assets", "auth", "dashboard", "docs",
-        "favicon.ico", "healthz", "help", "info", "login", "logout", "metrics", "openapi.json",
-        "operator", "pricing", "profile", "recovery", "redoc", "register", "robots.txt",
+        "favicon.ico", "healthz", "help", "info", "invite", "login", "logout", "metrics",
+        "openapi.json", "operator", "pricing", "profile", "recovery", "redoc", "register",
+        "robots.txt",
         "settings", "static", "support", "terms", "track", "verify", "www",
     }
 )  # fmt: skip

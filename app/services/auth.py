@@ -18,7 +18,7 @@ from app.errors import AppError, Conflict, RateLimited, Unauthorized
 from app.i18n import N_
 from app.models import LoginThrottle, Member, MemberSession, Membership, Organisation
 from app.models.base import utcnow
-from app.services import keys
+from app.services import grants, keys
 
 SLOWDOWN_AFTER = 3
 TOTP_ISSUER = "Píšťalka"
@@ -102,6 +102,8 @@ async def login(
         raise
     if throttle is not None:
         await session.delete(throttle)
+    # A key holder's login is the moment colleagues still waiting for access get their grants.
+    await grants.grant_pending(session, member, private_key)
     return await _open_session(session, settings, member, private_key, now)
 
 

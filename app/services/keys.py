@@ -65,18 +65,7 @@ async def derive_password_keys(
 
 async def new_member_keys(settings: Settings, member_id: uuid.UUID, password: str) -> MemberKeys:
     """A fresh key pair for a member, its private half wrapped under the password."""
-    params = argon2_params(settings)
-    salt = crypto.new_salt()
-    derived = await derive_password_keys(password, salt, params)
-    pair = crypto.generate_keypair()
-    return MemberKeys(
-        public_key=pair.public,
-        salt=salt,
-        params=params.encode(),
-        verifier=derived.verifier,
-        wrapped_private_key=crypto.seal(derived.wrap_key, pair.private, _member_aad(member_id)),
-        private_key=pair.private,
-    )
+    return await rewrap_member_key(settings, member_id, crypto.generate_keypair().private, password)
 
 
 def unwrap_member_key(
@@ -128,3 +117,20 @@ def open_with_recovery_key(recovery_key: str, wrapped: bytes, organisation_id: u
         raise crypto.CryptoError("malformed recovery key")
     key = crypto.code_key(normalised, "recovery-key")
     return crypto.open_sealed(key, wrapped, _recovery_aad(organisation_id))
+
+
+async def rewrap_member_key(
+    settings: Settings, member_id: uuid.UUID, private_key: bytes, password: str
+) -> MemberKeys:
+    """The same key pair, its private half wrapped under a new password."""
+    params = argon2_params(settings)
+    salt = crypto.new_salt()
+    derived = await derive_password_keys(password, salt, params)
+    return MemberKeys(
+        public_key=crypto.public_key_of(private_key),
+        salt=salt,
+        params=params.encode(),
+        verifier=derived.verifier,
+        wrapped_private_key=crypto.seal(derived.wrap_key, private_key, _member_aad(member_id)),
+        private_key=private_key,
+    )

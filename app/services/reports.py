@@ -3,8 +3,9 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crypto
@@ -13,6 +14,7 @@ from app.errors import InvalidInput, NotFound
 from app.i18n import N_
 from app.models import Attachment, Organisation, Report, ReportMessage
 from app.models.base import utcnow
+from app.schemas.case import RecordRead
 from app.schemas.report import (
     AttachmentRead,
     MessageRead,
@@ -33,6 +35,15 @@ class Submitted:
 
 
 @dataclass(frozen=True)
+class RecordedReport:
+    """A report received by telephone, in person or by post, as a designated person recorded it."""
+
+    channel: str
+    received_at: datetime
+    record: RecordRead
+
+
+@dataclass(frozen=True)
 class OpenedReport:
     """A report unlocked by its tracking code, with the report key the code unwraps."""
 
@@ -49,7 +60,8 @@ def _tracking_hash(settings: Settings, normalised: str) -> bytes:
     return keys.keyed_hash(settings, "tracking-lookup", normalised.encode())
 
 
-def _aad(purpose: bytes, *ids: uuid.UUID) -> bytes:
+def aad(purpose: bytes, *ids: uuid.UUID) -> bytes:
+    """Associated data binding a ciphertext to its purpose and its rows."""
     return purpose + b"|" + b"".join(i.bytes for i in ids)
 
 
@@ -77,9 +89,16 @@ async def submit_report(
     organisation: Organisation,
     data: ReportCreate,
     files: Sequence[IncomingFile] = (),
+    *,
+    recorded: RecordedReport | None = None,
 ) -> Submitted:
-    """Seal and store a report; the tracking code is returned once and never stored."""
-    check_acceptance(organisation, data)
+    """Seal and store a report; the tracking code is returned once and never stored.
+
+    `recorded` is a report a designated person took down from a call, a meeting or a letter:
+    its channel and date of receipt, and the record's own sealed details.
+    """
+    if recorded is None:
+        check_acceptance(organisation, data)
     if data.anonymous:  # identity fields of an anonymous report are not kept at all
         data = data.model_copy(
             update={"name": None, "birth_date": None, "contact_address": None, "phone": None}
@@ -88,14 +107,20 @@ async def submit_report(
     code = crypto.new_tracking_code()
     normalised = crypto.normalise_tracking_code(code)
     assert normalised is not None  # noqa: S101 - a fresh code is well-formed
-    received_at = utcnow()
+    received_at = recorded.received_at if recorded else utcnow()
     received_on = deadlines.local_date(received_at)
     profile = deadlines.CZECH
     report_id = uuid.uuid4()
     report = Report(
         id=report_id,
         organisation_id=organisation.id,
+        channel=recorded.channel if recorded else "web",
+        reference_year=received_on.year,
+        reference_number=await _next_reference_number(session, organisation, received_on.year),
         received_at=received_at,
+        meeting_due_on=deadlines.deadline(received_on, profile.meeting_days).due_on
+        if data.meeting_requested
+        else None,
         acknowledgement_due_on=None
         if data.no_acknowledgement
         else deadlines.deadline(received_on, profile.acknowledgement_days).due_on,
@@ -104,18 +129,23 @@ async def submit_report(
         no_acknowledgement=data.no_acknowledgement,
         tracking_hash=_tracking_hash(settings, normalised),
         key_for_organisation=crypto.seal_to(
-            organisation.public_key, report_key, _aad(b"report-key", report_id)
+            organisation.public_key, report_key, aad(b"report-key", report_id)
         ),
         key_for_whistleblower=crypto.seal(
-            crypto.code_key(normalised, "tracking-wrap"), report_key, _aad(b"report-key", report_id)
+            crypto.code_key(normalised, "tracking-wrap"), report_key, aad(b"report-key", report_id)
         ),
         sealed_content=crypto.seal(
-            report_key, data.model_dump_json().encode(), _aad(b"report-content", report_id)
+            report_key, data.model_dump_json().encode(), aad(b"report-content", report_id)
         ),
     )
+    if recorded is not None:
+        report.sealed_record = seal_record(report_key, report, recorded.record)
     session.add(report)
     await session.flush()
-    await _store_files(session, settings, report, report_key, files)
+    if recorded is not None:  # the designated person took it down: nobody else to tell
+        await store_files(session, settings, report, report_key, files, uploaded_by="member")
+        return Submitted(report=report, tracking_code=code)
+    await store_files(session, settings, report, report_key, files)
     await _notify_organisation(session, settings, organisation, "new_report")
     if data.email:
         subject, text = render_mail(
@@ -130,13 +160,29 @@ async def submit_report(
     return Submitted(report=report, tracking_code=code)
 
 
-async def _store_files(
+async def _next_reference_number(
+    session: AsyncSession, organisation: Organisation, year: int
+) -> int:
+    """The next number of the organisation's yearly series, taken under a lock on the row."""
+    await session.execute(
+        select(Organisation.id).where(Organisation.id == organisation.id).with_for_update()
+    )
+    last = await session.scalar(
+        select(func.max(Report.reference_number)).where(
+            Report.organisation_id == organisation.id, Report.reference_year == year
+        )
+    )
+    return (last or 0) + 1
+
+
+async def store_files(
     session: AsyncSession,
     settings: Settings,
     report: Report,
     report_key: bytes,
     files: Sequence[IncomingFile],
     message_id: uuid.UUID | None = None,
+    uploaded_by: str = "whistleblower",
 ) -> None:
     if len(files) > settings.max_files:
         raise InvalidInput(N_("Too many files."), code="too_many_files", field="files")
@@ -148,7 +194,7 @@ async def _store_files(
             report_id=report.id,
             report_key=report_key,
             upload=upload,
-            uploaded_by="whistleblower",
+            uploaded_by=uploaded_by,
             message_id=message_id,
         )
 
@@ -181,16 +227,33 @@ async def open_by_code(session: AsyncSession, settings: Settings, code: str) -> 
         report_key = crypto.open_sealed(
             crypto.code_key(normalised, "tracking-wrap"),
             report.key_for_whistleblower,
-            _aad(b"report-key", report.id),
+            aad(b"report-key", report.id),
         )
     except crypto.CryptoError:
         raise NotFound(UNKNOWN_CODE, code="unknown_tracking_code") from None
     return OpenedReport(report=report, organisation=organisation, report_key=report_key)
 
 
-def read_content(opened: OpenedReport) -> ReportCreate:
+def seal_content(report_key: bytes, report: Report, content: ReportCreate) -> None:
+    report.sealed_content = crypto.seal(
+        report_key, content.model_dump_json().encode(), aad(b"report-content", report.id)
+    )
+
+
+def seal_record(report_key: bytes, report: Report, record: RecordRead) -> bytes:
+    return crypto.seal(report_key, record.model_dump_json().encode(), aad(b"record", report.id))
+
+
+def read_record(report_key: bytes, report: Report) -> RecordRead | None:
+    if report.sealed_record is None:
+        return None
+    plaintext = crypto.open_sealed(report_key, report.sealed_record, aad(b"record", report.id))
+    return RecordRead.model_validate_json(plaintext)
+
+
+def read_content(report_key: bytes, report: Report) -> ReportCreate:
     plaintext = crypto.open_sealed(
-        opened.report_key, opened.report.sealed_content, _aad(b"report-content", opened.report.id)
+        report_key, report.sealed_content, aad(b"report-content", report.id)
     )
     return ReportCreate.model_validate_json(plaintext)
 
@@ -207,9 +270,10 @@ def _attachment_read(attachment: Attachment, report_key: bytes) -> AttachmentRea
     )
 
 
-async def whistleblower_view(session: AsyncSession, opened: OpenedReport) -> ReportSelfRead:
-    """Everything the whistleblower may see of their case, decrypted with their code."""
-    report = opened.report
+async def read_thread(
+    session: AsyncSession, report: Report, report_key: bytes
+) -> tuple[list[MessageRead], list[AttachmentRead]]:
+    """The decrypted messages with their files, and the files of the report itself."""
     messages = list(
         await session.scalars(
             select(ReportMessage)
@@ -227,30 +291,46 @@ async def whistleblower_view(session: AsyncSession, opened: OpenedReport) -> Rep
     by_message: dict[uuid.UUID | None, list[AttachmentRead]] = {}
     for attachment in files:
         by_message.setdefault(attachment.message_id, []).append(
-            _attachment_read(attachment, opened.report_key)
+            _attachment_read(attachment, report_key)
         )
+    thread = [
+        MessageRead(
+            id=str(message.id),
+            author=message.author,
+            body=open_message(report_key, message),
+            created_at=message.created_at,
+            attachments=by_message.get(message.id, []),
+        )
+        for message in messages
+    ]
+    return thread, by_message.get(None, [])
+
+
+def seal_message(report_key: bytes, message: ReportMessage, body: str) -> None:
+    message.sealed_body = crypto.seal(
+        report_key, body.encode(), aad(b"message", message.report_id, message.id)
+    )
+
+
+def open_message(report_key: bytes, message: ReportMessage) -> str:
+    return crypto.open_sealed(
+        report_key, message.sealed_body, aad(b"message", message.report_id, message.id)
+    ).decode()
+
+
+async def whistleblower_view(session: AsyncSession, opened: OpenedReport) -> ReportSelfRead:
+    """Everything the whistleblower may see of their case, decrypted with their code."""
+    report = opened.report
+    messages, files = await read_thread(session, report, opened.report_key)
     return ReportSelfRead(
         organisation=opened.organisation.name,
         status=report.status,
         received_at=report.received_at,
         acknowledgement_due_on=report.acknowledgement_due_on,
         assessment_due_on=report.assessment_due_on,
-        report=read_content(opened),
-        messages=[
-            MessageRead(
-                id=str(message.id),
-                author=message.author,
-                body=crypto.open_sealed(
-                    opened.report_key,
-                    message.sealed_body,
-                    _aad(b"message", report.id, message.id),
-                ).decode(),
-                created_at=message.created_at,
-                attachments=by_message.get(message.id, []),
-            )
-            for message in messages
-        ],
-        attachments=by_message.get(None, []),
+        report=read_content(opened.report_key, report),
+        messages=messages,
+        attachments=files,
     )
 
 
@@ -269,13 +349,11 @@ async def add_whistleblower_message(
         organisation_id=report.organisation_id,
         report_id=report.id,
         author="whistleblower",
-        sealed_body=crypto.seal(
-            opened.report_key, body.encode(), _aad(b"message", report.id, message_id)
-        ),
     )
+    seal_message(opened.report_key, message, body)
     session.add(message)
     await session.flush()
-    await _store_files(session, settings, report, opened.report_key, files, message.id)
+    await store_files(session, settings, report, opened.report_key, files, message.id)
     await _notify_organisation(session, settings, opened.organisation, "new_message")
     return message
 

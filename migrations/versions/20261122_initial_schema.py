@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 6542e0ea1a5c
+Revision ID: 7feb43c10590
 Revises:
-Create Date: 2026-11-22 00:06:42.735393
+Create Date: 2026-11-22 00:34:53.992787
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import app.models.base
 
-revision: str = "6542e0ea1a5c"
+revision: str = "7feb43c10590"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -86,6 +86,68 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_outbox_mail_sent_at"), ["sent_at"], unique=False)
 
     op.create_table(
+        "audit_event",
+        sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("member_id", sa.Uuid(), nullable=True),
+        sa.Column("report_id", sa.Uuid(), nullable=True),
+        sa.Column("action", sa.String(length=40), nullable=False),
+        sa.Column("detail", sa.String(length=500), nullable=False),
+        sa.Column("prev_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["member_id"],
+            ["member.id"],
+            name=op.f("fk_audit_event_member_id_member"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+            name=op.f("fk_audit_event_organisation_id_organisation"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_event")),
+        sa.UniqueConstraint("organisation_id", "seq", name=op.f("uq_audit_event_organisation_id")),
+    )
+    with op.batch_alter_table("audit_event", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_audit_event_organisation_id"), ["organisation_id"], unique=False
+        )
+
+    op.create_table(
+        "invitation",
+        sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("token_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("invited_by", sa.Uuid(), nullable=True),
+        sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("accepted_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["invited_by"],
+            ["member.id"],
+            name=op.f("fk_invitation_invited_by_member"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+            name=op.f("fk_invitation_organisation_id_organisation"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_invitation")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_invitation_token_hash")),
+    )
+    with op.batch_alter_table("invitation", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_invitation_organisation_id"), ["organisation_id"], unique=False
+        )
+
+    op.create_table(
         "member_session",
         sa.Column("token_hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("member_id", sa.Uuid(), nullable=False),
@@ -117,6 +179,9 @@ def upgrade() -> None:
         sa.Column("member_id", sa.Uuid(), nullable=False),
         sa.Column("org_key_grant", sa.LargeBinary(), nullable=True),
         sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("appointed_on", sa.Date(), nullable=True),
+        sa.Column("instructed_on", sa.Date(), nullable=True),
+        sa.Column("instruction_document", sa.String(length=500), nullable=False),
         sa.ForeignKeyConstraint(
             ["member_id"],
             ["member.id"],
@@ -143,17 +208,28 @@ def upgrade() -> None:
     op.create_table(
         "report",
         sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        sa.Column("reference_year", sa.Integer(), nullable=False),
+        sa.Column("reference_number", sa.Integer(), nullable=False),
         sa.Column("channel", sa.String(length=20), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("received_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("acknowledgement_due_on", sa.Date(), nullable=True),
         sa.Column("assessment_due_on", sa.Date(), nullable=False),
+        sa.Column("meeting_due_on", sa.Date(), nullable=True),
+        sa.Column("acknowledged_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("acknowledgement_waived", sa.String(length=40), nullable=True),
+        sa.Column("extensions", sa.Integer(), nullable=False),
+        sa.Column("outcome", sa.String(length=20), nullable=True),
+        sa.Column("decided_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("meeting_requested", sa.Boolean(), nullable=False),
         sa.Column("no_acknowledgement", sa.Boolean(), nullable=False),
         sa.Column("tracking_hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("key_for_organisation", sa.LargeBinary(), nullable=False),
         sa.Column("key_for_whistleblower", sa.LargeBinary(), nullable=False),
         sa.Column("sealed_content", sa.LargeBinary(), nullable=False),
+        sa.Column("sealed_record", sa.LargeBinary(), nullable=True),
+        sa.Column("meeting_planned_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
             ["organisation_id"],
@@ -162,11 +238,85 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_report")),
+        sa.UniqueConstraint(
+            "organisation_id",
+            "reference_year",
+            "reference_number",
+            name=op.f("uq_report_organisation_id"),
+        ),
         sa.UniqueConstraint("tracking_hash", name=op.f("uq_report_tracking_hash")),
     )
     with op.batch_alter_table("report", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_report_organisation_id"), ["organisation_id"], unique=False
+        )
+
+    op.create_table(
+        "case_note",
+        sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        sa.Column("report_id", sa.Uuid(), nullable=False),
+        sa.Column("member_id", sa.Uuid(), nullable=True),
+        sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sealed_body", sa.LargeBinary(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["member_id"],
+            ["member.id"],
+            name=op.f("fk_case_note_member_id_member"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+            name=op.f("fk_case_note_organisation_id_organisation"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_id"],
+            ["report.id"],
+            name=op.f("fk_case_note_report_id_report"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_note")),
+    )
+    with op.batch_alter_table("case_note", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_case_note_organisation_id"), ["organisation_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_case_note_report_id"), ["report_id"], unique=False)
+
+    op.create_table(
+        "deadline_reminder",
+        sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        sa.Column("report_id", sa.Uuid(), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("stage", sa.String(length=10), nullable=False),
+        sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+            name=op.f("fk_deadline_reminder_organisation_id_organisation"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_id"],
+            ["report.id"],
+            name=op.f("fk_deadline_reminder_report_id_report"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deadline_reminder")),
+        sa.UniqueConstraint(
+            "report_id", "kind", "due_on", "stage", name=op.f("uq_deadline_reminder_report_id")
+        ),
+    )
+    with op.batch_alter_table("deadline_reminder", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_deadline_reminder_organisation_id"), ["organisation_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_deadline_reminder_report_id"), ["report_id"], unique=False
         )
 
     op.create_table(
@@ -287,6 +437,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_report_message_organisation_id"))
 
     op.drop_table("report_message")
+    with op.batch_alter_table("deadline_reminder", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_deadline_reminder_report_id"))
+        batch_op.drop_index(batch_op.f("ix_deadline_reminder_organisation_id"))
+
+    op.drop_table("deadline_reminder")
+    with op.batch_alter_table("case_note", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_case_note_report_id"))
+        batch_op.drop_index(batch_op.f("ix_case_note_organisation_id"))
+
+    op.drop_table("case_note")
     with op.batch_alter_table("report", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_report_organisation_id"))
 
@@ -301,6 +461,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_member_session_expires_at"))
 
     op.drop_table("member_session")
+    with op.batch_alter_table("invitation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_invitation_organisation_id"))
+
+    op.drop_table("invitation")
+    with op.batch_alter_table("audit_event", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_event_organisation_id"))
+
+    op.drop_table("audit_event")
     with op.batch_alter_table("outbox_mail", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_mail_sent_at"))
         batch_op.drop_index(batch_op.f("ix_outbox_mail_next_attempt_at"))

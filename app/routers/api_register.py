@@ -1,0 +1,60 @@
+"""JSON API of the § 21 register of reports, and its CSV export."""
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from app import i18n
+from app.db import SessionDep
+from app.deps import CurrentMemberDep
+from app.models.base import utcnow
+from app.schemas.register import RegisterList, RegisterRowRead
+from app.services import cases, deadlines, register
+
+router = APIRouter(prefix="/api/v1/register", tags=["register"])
+AccessReasonHeader = Annotated[str | None, Header(alias="X-Access-Reason", max_length=500)]
+CSV_TYPE = "text/csv"
+
+
+def header_text(value: str | None) -> str | None:
+    """A header value sent as raw UTF-8 (as curl does), which the server decoded as Latin-1."""
+    if value is None:
+        return None
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def csv_response(rows: list[register.RegisterRow], language: str) -> Response:
+    """The register as a CSV download named after today's date."""
+    today = deadlines.local_date(utcnow())
+    return Response(
+        register.to_csv(rows, language).encode("utf-8"),
+        media_type=f"{CSV_TYPE}; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="evidence-oznameni-{today:%Y-%m-%d}.csv"'
+        },
+    )
+
+
+@router.get(
+    "",
+    response_model=RegisterList,
+    responses={200: {"content": {CSV_TYPE: {"schema": {"type": "string"}}}}},
+)
+async def export_register(
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+    organisation: Annotated[str | None, Query(max_length=40)] = None,
+    lang: Annotated[str | None, Query(max_length=5)] = None,
+    reason: AccessReasonHeader = None,
+) -> RegisterList | Response:
+    """The register of reports (§ 21); CSV with `Accept: text/csv`. Needs `X-Access-Reason`."""
+    accesses = await cases.accessible_organisations(session, current, organisation)
+    rows = await register.export(session, current, accesses, header_text(reason))
+    if CSV_TYPE in request.headers.get("accept", ""):
+        return csv_response(rows, i18n.pick_language(lang))
+    return RegisterList(items=[RegisterRowRead(**asdict(row)) for row in rows])

@@ -1,0 +1,388 @@
+"""The designated person's case pages: the case list, one case and the forms of its actions.
+
+The HTML twin of api_cases.py: every page and form calls the same service functions.
+"""
+
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+
+from app.db import SessionDep
+from app.deps import CurrentMemberDep, SettingsDep, require_csrf
+from app.errors import AppError, InvalidInput
+from app.i18n import N_
+from app.models.base import utcnow
+from app.routers.uploads import read_submission
+from app.schemas.case import (
+    AccessReason,
+    AcknowledgeRequest,
+    BodyRequest,
+    DecisionRequest,
+    ExtendRequest,
+)
+from app.schemas.report import CATEGORIES, RELATIONSHIPS
+from app.services import attachments, cases, deadlines
+from app.services.auth import CurrentMember
+from app.templating import redirect, render, request_language, url_in_language
+
+router = APIRouter(include_in_schema=False)
+CsrfChecked = Depends(require_csrf)
+Model = TypeVar("Model", bound=BaseModel)
+# Generous limits on the raw form; the schemas give the precise ones.
+RAW_TEXT = 20000
+
+STATUSES = {
+    "received": N_("Received"),
+    "acknowledged": N_("Acknowledged"),
+    "assessed": N_("Assessed"),
+    "closed": N_("Closed"),
+}
+OUTCOMES = {
+    "valid": N_("Valid"),
+    "not_valid": N_("Not valid"),
+    "not_a_report": N_("Not a report under the Act"),
+}
+CHANNELS = {
+    "web": N_("Web form"),
+    "phone": N_("Telephone"),
+    "in_person": N_("In person"),
+    "post": N_("Post"),
+}
+WAIVE_REASONS = {
+    "whistleblower_asked": N_("The whistleblower asked not to be sent an acknowledgement"),
+    "would_reveal_identity": N_("An acknowledgement would reveal the whistleblower's identity"),
+}
+DONE = {
+    "acknowledged": N_("Receipt acknowledged: the message was sent to the whistleblower."),
+    "waived": N_("The acknowledgement was waived and its reason recorded."),
+    "extended": N_("The deadline was extended and the whistleblower was told why."),
+    "decided": N_("The outcome was recorded and sent to the whistleblower."),
+    "measures": N_("The measures were recorded and sent to the whistleblower."),
+    "message": N_("Message sent to the whistleblower."),
+    "note": N_("Internal note added."),
+    "closed": N_("The case is closed."),
+}
+INVALID = {
+    AccessReason: N_("Write the reason for opening the case (3 to 500 characters)."),
+    AcknowledgeRequest: N_("Write the acknowledgement (at most 20,000 characters)."),
+    ExtendRequest: N_("Write the reason for the extension (at most 20,000 characters)."),
+    DecisionRequest: N_("Choose the outcome; the message may have at most 20,000 characters."),
+    BodyRequest: N_("Write the text (at most 20,000 characters)."),
+}
+
+
+def _validated(model: type[Model], values: dict[str, Any]) -> Model:
+    """The form's values as the JSON twin's schema, or a message the page can show."""
+    try:
+        return model.model_validate({k: v for k, v in values.items() if v not in ("", None)})
+    except ValidationError:
+        raise InvalidInput(INVALID[model]) from None
+
+
+def _today() -> date:
+    return deadlines.local_date(utcnow())
+
+
+def _labels() -> dict[str, Any]:
+    return {
+        "statuses": STATUSES,
+        "outcomes": OUTCOMES,
+        "channels": CHANNELS,
+        "local_date": deadlines.local_date,
+        "today": _today(),
+    }
+
+
+@router.get("/cases", response_class=HTMLResponse)
+async def list_cases(
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+    organisation: Annotated[str, Query(max_length=40)] = "",
+    status: Annotated[str, Query(max_length=20)] = "",
+    outcome: Annotated[str, Query(max_length=20)] = "",
+) -> Response:
+    everything = await cases.accessible_organisations(session, current)
+    chosen = await cases.accessible_organisations(session, current, organisation or None)
+    items = await cases.list_cases(session, chosen, status=status or None, outcome=outcome or None)
+    return render(
+        request,
+        "admin/cases.html",
+        {
+            "items": items,
+            "organisations": {
+                access.organisation.slug: access.organisation for access in everything
+            },
+            "filters": {"organisation": organisation, "status": status, "outcome": outcome},
+            **_labels(),
+        },
+    )
+
+
+async def _case_page(
+    request: Request,
+    session: SessionDep,
+    current: CurrentMember,
+    case_id: str,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The case decrypted, or the question for the reason of access when none was given."""
+    access, report = await cases.open_case(session, current, case_id)
+    context: dict[str, Any] = {
+        "organisation": access.organisation,
+        "error": error,
+        "notice": DONE.get(request.query_params.get("done", "")),
+        **_labels(),
+    }
+    if not await cases.read_reason_given(session, current, report):
+        summary = cases.summary(report, access.organisation, _today())
+        return render(
+            request,
+            "admin/case.html",
+            {**context, "case": None, "summary": summary},
+            status_code=status_code,
+        )
+    case = await cases.read_case(session, access, current, report, None)
+    received_on = deadlines.local_date(case.received_at)
+    acknowledgement = cases.bilingual(
+        "acknowledge",
+        date=received_on.strftime("%d. %m. %Y"),
+        due=case.assess_by.strftime("%d. %m. %Y"),
+    )
+    return render(
+        request,
+        "admin/case.html",
+        {
+            **context,
+            "case": case,
+            "summary": case,
+            "received_on": received_on,
+            "acknowledgement_text": acknowledgement,
+            "decision_texts": {outcome: cases.bilingual(outcome) for outcome in OUTCOMES},
+            "external_channel": cases.EXTERNAL_CHANNEL,
+            "waive_reasons": WAIVE_REASONS,
+            "categories": CATEGORIES,
+            "relationships": RELATIONSHIPS,
+            "max_extensions": deadlines.CZECH.max_extensions,
+            "can_extend": case.extensions < deadlines.CZECH.max_extensions,
+            "open_statuses": cases.OPEN_STATUSES,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+async def read_case(
+    case_id: str, request: Request, session: SessionDep, current: CurrentMemberDep
+) -> Response:
+    return await _case_page(request, session, current, case_id)
+
+
+def _back_to_case(request: Request, case_id: str, done: str) -> RedirectResponse:
+    target = url_in_language(f"/cases/{case_id}", request_language(request), done=done)
+    return RedirectResponse(target, status_code=303)
+
+
+@asynccontextmanager
+async def _step(session: SessionDep) -> AsyncIterator[None]:
+    # A failed step is shown on the case page instead of failing the request, so the request's
+    # transaction would commit: a savepoint undoes what the step wrote before it failed (a
+    # message whose file was refused, say).
+    async with session.begin_nested():
+        yield
+
+
+async def _act(
+    request: Request,
+    session: SessionDep,
+    current: CurrentMember,
+    case_id: str,
+    action: Awaitable[None],
+    done: str,
+) -> Response:
+    """Run one action on the case: back to the case with a notice, or the page with the error."""
+    try:
+        async with _step(session):
+            await action
+    except AppError as exc:
+        return await _case_page(
+            request, session, current, case_id, error=exc.message, status_code=exc.status_code
+        )
+    return _back_to_case(request, case_id, done)
+
+
+@router.post("/cases/{case_id}/open", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def open_case(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+    reason: Annotated[str, Form(max_length=RAW_TEXT)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+    try:
+        data = _validated(AccessReason, {"reason": reason})
+        await cases.read_case(session, access, current, report, data.reason)
+    except AppError as exc:
+        return await _case_page(
+            request, session, current, case_id, error=exc.message, status_code=exc.status_code
+        )
+    return redirect(request, f"/cases/{case_id}")
+
+
+@router.post(
+    "/cases/{case_id}/acknowledge", response_class=HTMLResponse, dependencies=[CsrfChecked]
+)
+async def acknowledge(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentMemberDep,
+    message: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+    waive: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+
+    async def step() -> None:
+        data = _validated(AcknowledgeRequest, {"message": message, "waive": waive})
+        await cases.acknowledge(session, settings, access, report, data.message, data.waive)
+
+    done = "waived" if waive else "acknowledged"
+    return await _act(request, session, current, case_id, step(), done)
+
+
+@router.post("/cases/{case_id}/extend", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def extend(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentMemberDep,
+    reason: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+
+    async def step() -> None:
+        data = _validated(ExtendRequest, {"reason": reason})
+        await cases.extend(session, settings, access, report, data.reason)
+
+    return await _act(request, session, current, case_id, step(), "extended")
+
+
+@router.post("/cases/{case_id}/decision", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def decide(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentMemberDep,
+    outcome: Annotated[str, Form(max_length=20)] = "",
+    message: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+
+    async def step() -> None:
+        data = _validated(DecisionRequest, {"outcome": outcome, "message": message})
+        await cases.decide(session, settings, access, report, data.outcome, data.message)
+
+    return await _act(request, session, current, case_id, step(), "decided")
+
+
+@router.post("/cases/{case_id}/measures", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def record_measures(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentMemberDep,
+    body: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+
+    async def step() -> None:
+        data = _validated(BodyRequest, {"body": body})
+        await cases.record_measures(session, settings, access, report, data.body)
+
+    return await _act(request, session, current, case_id, step(), "measures")
+
+
+@router.post("/cases/{case_id}/messages", response_class=HTMLResponse)
+async def write_message(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentMemberDep,
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+    # The form is read here, with the upload limits, before the CSRF token it carries is checked.
+    try:
+        data, files = await read_submission(request, settings, BodyRequest, form_fields={"csrf"})
+    except RequestValidationError:
+        data, files = None, []
+    await require_csrf(current, str((await request.form()).get("csrf", "")))
+
+    async def step() -> None:
+        if data is None:
+            raise InvalidInput(INVALID[BodyRequest])
+        await cases.write_message(session, settings, access, report, data.body, files)
+
+    return await _act(request, session, current, case_id, step(), "message")
+
+
+@router.post("/cases/{case_id}/notes", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def add_note(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+    body: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+
+    async def step() -> None:
+        data = _validated(BodyRequest, {"body": body})
+        await cases.add_note(session, access, report, data.body)
+
+    return await _act(request, session, current, case_id, step(), "note")
+
+
+@router.post("/cases/{case_id}/close", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def close(
+    case_id: str, request: Request, session: SessionDep, current: CurrentMemberDep
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+    return await _act(
+        request, session, current, case_id, cases.close(session, access, report), "closed"
+    )
+
+
+@router.get("/cases/{case_id}/files/{attachment_id}", response_model=None)
+async def download_file(
+    case_id: str,
+    attachment_id: str,
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+) -> Response:
+    """One file of the case, decrypted as it streams; the reason of access comes first."""
+    access, report = await cases.open_case(session, current, case_id)
+    if not await cases.read_reason_given(session, current, report):
+        return redirect(request, f"/cases/{case_id}")
+    attachment, read = await cases.case_attachment(session, access, report, attachment_id)
+    chunks = attachments.stream_file(
+        request.app.state.sessionmaker, attachment, cases.report_key(access, report)
+    )
+    response: StreamingResponse = attachments.download_response(
+        chunks, read.name, read.content_type, read.size
+    )
+    return response

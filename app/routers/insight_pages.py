@@ -1,0 +1,98 @@
+"""The designated person's statistics and audit pages of one organisation."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+
+from app import i18n
+from app.db import SessionDep
+from app.deps import CurrentMemberDep
+from app.i18n import N_, gettext
+from app.routers.case_pages import CHANNELS, OUTCOMES
+from app.schemas.report import CATEGORIES
+from app.services import cases, charts, organisations, statistics
+from app.templating import render, request_language
+
+router = APIRouter(include_in_schema=False)
+
+MONTHS = (
+    N_("January"), N_("February"), N_("March"), N_("April"), N_("May"), N_("June"), N_("July"),
+    N_("August"), N_("September"), N_("October"), N_("November"), N_("December"),
+)  # fmt: skip
+OUTCOME_LABELS = {**OUTCOMES, "pending": N_("Pending")}
+AREA_LABELS = {**CATEGORIES, statistics.NO_AREA: N_("Not given")}
+ACTIONS = {
+    "case.read": N_("Opened the case"),
+    "case.acknowledge": N_("Acknowledged receipt"),
+    "case.acknowledgement_waived": N_("Waived the acknowledgement"),
+    "case.extend": N_("Extended the deadline"),
+    "case.decision": N_("Recorded the outcome"),
+    "case.measures": N_("Recorded the measures"),
+    "case.message": N_("Wrote to the whistleblower"),
+    "case.note": N_("Added an internal note"),
+    "case.close": N_("Closed the case"),
+    "case.file": N_("Downloaded a file"),
+    "case.record": N_("Recorded a report received in another way"),
+    "register.export": N_("Exported the register"),
+    "stats.read": N_("Viewed the statistics"),
+    "member.invite": N_("Invited a designated person"),
+    "member.grant": N_("Granted access to the reports"),
+    "member.remove": N_("Removed a designated person"),
+    "member.appointment": N_("Recorded an appointment"),
+    "member.recover": N_("Restored access with the recovery key"),
+}
+
+
+def _labelled(counts: dict[str, int], labels: dict[str, str]) -> list[tuple[str, int]]:
+    """Translated labels with their counts; an unknown key shows as it is stored."""
+    return [(gettext(labels[key]) if key in labels else key, n) for key, n in counts.items()]
+
+
+def _chart(title: str, rows: list[tuple[str, int]]) -> Markup:
+    # The chart escapes every label itself.
+    return Markup(charts.bar_chart(title, [label for label, _ in rows], [n for _, n in rows]))  # noqa: S704
+
+
+@router.get("/organisations/{slug}/statistics", response_class=HTMLResponse)
+async def show_statistics(
+    slug: str,
+    request: Request,
+    current: CurrentMemberDep,
+    session: SessionDep,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+) -> HTMLResponse:
+    [access] = await cases.accessible_organisations(session, current, slug)
+    figures = await statistics.organisation_statistics(session, access, year=year)
+    # The charts are drawn here with translated labels, before render() sets the language.
+    i18n.set_language(request_language(request))
+    months = [(gettext(month), n) for month, n in zip(MONTHS, figures.per_month, strict=True)]
+    sections = [
+        (N_("Cases per month"), months),
+        (N_("Cases per channel"), _labelled(figures.per_channel, CHANNELS)),
+        (N_("Cases per area"), _labelled(figures.per_area, AREA_LABELS)),
+        (N_("Cases per outcome"), _labelled(figures.per_outcome, OUTCOME_LABELS)),
+    ]
+    tables = [
+        {"title": gettext(title), "rows": rows, "chart": _chart(gettext(title), rows)}
+        for title, rows in sections
+    ]
+    return render(
+        request,
+        "admin/statistics.html",
+        {"organisation": access.organisation, "figures": figures, "tables": tables},
+    )
+
+
+@router.get("/organisations/{slug}/audit", response_class=HTMLResponse)
+async def show_audit(
+    slug: str, request: Request, current: CurrentMemberDep, session: SessionDep
+) -> HTMLResponse:
+    # The trail holds no report content: no key is needed, so a member still awaiting a grant
+    # can check it too.
+    organisation = await organisations.member_organisation(session, current.member.id, slug)
+    log = await statistics.audit_log(session, organisation)
+    return render(
+        request, "admin/audit.html", {"organisation": organisation, "log": log, "actions": ACTIONS}
+    )

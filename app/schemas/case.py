@@ -1,0 +1,134 @@
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from app.schemas.report import AttachmentRead, MessageRead, ReportCreate
+
+Outcome = Literal["valid", "not_valid", "not_a_report"]
+Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
+OptionalBody = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+
+
+class CaseSummary(BaseModel):
+    """A case as the list shows it: metadata only, nothing decrypted."""
+
+    id: uuid.UUID
+    organisation: str
+    reference: str
+    status: str
+    outcome: str | None
+    channel: str
+    received_at: datetime
+    acknowledge_by: date | None
+    assess_by: date
+    assess_by_unshifted: date
+    meeting_by: date | None
+    extensions: int
+    overdue: bool
+    next_deadline: date | None
+
+
+Channel = Literal["telephone", "in_person", "post", "oral"]
+
+
+class RecordRead(BaseModel):
+    """The record of a report taken down by a designated person."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recording_consent: bool | None = None
+    comments: OptionalBody = ""
+
+
+class RecordedReportCreate(ReportCreate):
+    """A report received by telephone, in person or by post, recorded by a designated person."""
+
+    channel: Channel
+    received_on: date | None = None
+    recording_consent: bool | None = None
+
+
+class RecordedReportCreated(BaseModel):
+    id: uuid.UUID
+    reference: str
+    tracking_code: str
+    tracking_url: str
+
+
+class IdentityUpdate(BaseModel):
+    """The whistleblower revealed who they are after the report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    birth_date: date | None = None
+    contact_address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+
+class MeetingPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    when: datetime
+    place: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    message: OptionalBody = ""
+
+
+class CaseList(BaseModel):
+    items: list[CaseSummary]
+
+
+class NoteRead(BaseModel):
+    id: uuid.UUID
+    body: str
+    created_at: datetime
+    member_id: uuid.UUID | None
+
+
+class CaseRead(CaseSummary):
+    """One case, decrypted for a designated person."""
+
+    report: ReportCreate
+    messages: list[MessageRead]
+    attachments: list[AttachmentRead]
+    notes: list[NoteRead]
+    acknowledgement_waived: str | None
+    no_acknowledgement: bool
+    meeting_requested: bool
+    meeting_planned_at: datetime | None
+    record: RecordRead | None
+
+
+class AcknowledgeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: OptionalBody = ""
+    # Instead of acknowledging: one of the two statutory reasons not to.
+    waive: Literal["whistleblower_asked", "would_reveal_identity"] | None = None
+
+
+class ExtendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Body
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Outcome
+    message: OptionalBody = ""
+
+
+class BodyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: Body
+
+
+class AccessReason(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason

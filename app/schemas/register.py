@@ -1,0 +1,26 @@
+import uuid
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class RegisterRowRead(BaseModel):
+    """One row of the § 21 register; identity fields are null for an anonymous report."""
+
+    report_id: uuid.UUID
+    organisation: str
+    organisation_name: str
+    reference: str
+    received_on: date
+    name: str | None
+    birth_date: date | None
+    contact_address: str | None
+    summary: str
+    persons_involved: str | None
+    assessed_on: date | None
+    outcome: Literal["valid", "not_valid", "not_a_report"] | None
+
+
+class RegisterList(BaseModel):
+    items: list[RegisterRowRead]

@@ -1,0 +1,552 @@
+"""Case management by the designated persons: the list, the decrypted case and its actions.
+
+A member reads an organisation's cases with the organisation key, which their session unlocks
+through their grant; every read and every action is an audit event.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import crypto, i18n
+from app.config import Settings
+from app.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.i18n import N_
+from app.models import (
+    Attachment,
+    AuditEvent,
+    CaseNote,
+    Membership,
+    Organisation,
+    Report,
+    ReportMessage,
+)
+from app.models.base import utcnow
+from app.schemas.case import (
+    CaseRead,
+    CaseSummary,
+    IdentityUpdate,
+    MeetingPlan,
+    NoteRead,
+    RecordedReportCreate,
+    RecordRead,
+)
+from app.schemas.report import AttachmentRead, ReportCreate
+from app.services import audit, deadlines, keys, mail, reports
+from app.services.attachments import IncomingFile
+from app.services.auth import CurrentMember
+from app.templating import render_mail
+
+EXTERNAL_CHANNEL = "https://oznamovatel.justice.cz/"
+CASE_NOT_FOUND = N_("No such case.")
+OPEN_STATUSES = ("received", "acknowledged")
+PRAGUE = ZoneInfo(deadlines.CZECH.timezone)
+
+DEFAULT_TEXTS = {
+    "acknowledge": N_("We confirm that we received your report of %(date)s. We will assess it and "
+                      "tell you the result by %(due)s."),
+    "extend": N_("Assessing your report takes longer than usual. We are extending the deadline by "
+                 "30 days, to %(due)s. The reason: %(reason)s"),
+    "valid": N_("We assessed your report as valid. We have proposed measures to the organisation "
+                "to prevent or remedy the unlawful state, and we will tell you which were taken."),
+    "not_valid": N_("We assessed your report as not valid: the facts given do not show the "
+                    "suspected breach."),
+    "not_a_report": N_("Your message is not a report under Act No. 171/2023 Sb., so the "
+                       "protection of that Act does not apply to it."),
+    "meeting": N_("We propose to meet in person on %(when)s at %(place)s. If the time does not "
+                  "suit you, write to us."),
+    "not_valid_instruction": N_("You may report the matter to a public authority, in particular "
+                                "through the external reporting system of the Ministry of "
+                                "Justice: %(url)s"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CaseAccess:
+    """A member's access to one organisation's cases, with its unwrapped private key."""
+
+    organisation: Organisation
+    member_id: uuid.UUID
+    org_private_key: bytes = field(repr=False)
+
+
+def bilingual(key: str, **params: object) -> str:
+    """A default text to the whistleblower: Czech, then English."""
+    texts = [i18n.translations(lang).ugettext(DEFAULT_TEXTS[key]) % params for lang in ("cs", "en")]
+    return "\n\n".join(texts)
+
+
+def _format_date(day: date) -> str:
+    return day.strftime("%d. %m. %Y")
+
+
+def _access(current: CurrentMember, organisation: Organisation, grant: bytes | None) -> CaseAccess:
+    if grant is None:
+        raise Forbidden(
+            N_("You have no access to the reports yet: it is granted when a designated person "
+               "who has it next logs in."),
+            code="no_grant",
+        )  # fmt: skip
+    private_key = keys.open_grant(grant, current.private_key, organisation.id, current.member.id)
+    return CaseAccess(organisation, current.member.id, private_key)
+
+
+async def accessible_organisations(
+    session: AsyncSession, current: CurrentMember, slug: str | None = None
+) -> list[CaseAccess]:
+    """The organisations whose cases the member can open; with `slug`, that one or an error."""
+    query = (
+        select(Organisation, Membership.org_key_grant)
+        .join(Membership, Membership.organisation_id == Organisation.id)
+        .where(Membership.member_id == current.member.id)
+        .order_by(Organisation.name)
+    )
+    if slug is None:
+        rows = (await session.execute(query.where(Membership.org_key_grant.is_not(None)))).all()
+        return [_access(current, organisation, grant) for organisation, grant in rows]
+    row = (await session.execute(query.where(Organisation.slug == slug.lower()))).one_or_none()
+    if row is None:
+        raise NotFound(N_("No organisation uses this address."))
+    return [_access(current, *row)]
+
+
+async def open_case(
+    session: AsyncSession, current: CurrentMember, case_id: str
+) -> tuple[CaseAccess, Report]:
+    """A case of an organisation the member serves; NotFound for any other or a malformed id."""
+    try:
+        wanted = uuid.UUID(case_id)
+    except ValueError:
+        raise NotFound(CASE_NOT_FOUND) from None
+    row = (
+        await session.execute(
+            select(Report, Organisation, Membership.org_key_grant)
+            .join(Organisation, Organisation.id == Report.organisation_id)
+            .join(Membership, Membership.organisation_id == Report.organisation_id)
+            .where(Report.id == wanted, Membership.member_id == current.member.id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(CASE_NOT_FOUND)
+    report, organisation, grant = row
+    return _access(current, organisation, grant), report
+
+
+def report_key(access: CaseAccess, report: Report) -> bytes:
+    return crypto.open_with(
+        access.org_private_key, report.key_for_organisation, reports.aad(b"report-key", report.id)
+    )
+
+
+def _received_on(report: Report) -> date:
+    return deadlines.local_date(report.received_at)
+
+
+def _assessment(report: Report) -> deadlines.Deadline:
+    profile = deadlines.CZECH
+    days = profile.assessment_days + report.extensions * profile.extension_days
+    return deadlines.deadline(_received_on(report), days)
+
+
+def _pending_deadlines(report: Report) -> list[date]:
+    pending = []
+    if report.status == "received" and report.acknowledgement_due_on is not None:
+        pending.append(report.acknowledgement_due_on)
+    if report.status in OPEN_STATUSES:
+        pending.append(report.assessment_due_on)
+        if report.meeting_due_on is not None and report.meeting_planned_at is None:
+            pending.append(report.meeting_due_on)
+    return pending
+
+
+def summary(report: Report, organisation: Organisation, today: date) -> CaseSummary:
+    pending = _pending_deadlines(report)
+    assessment = _assessment(report)
+    return CaseSummary(
+        id=report.id,
+        organisation=organisation.slug,
+        reference=report.reference,
+        status=report.status,
+        outcome=report.outcome,
+        channel=report.channel,
+        received_at=report.received_at,
+        acknowledge_by=report.acknowledgement_due_on,
+        assess_by=report.assessment_due_on,
+        assess_by_unshifted=assessment.unshifted_on,
+        meeting_by=report.meeting_due_on,
+        extensions=report.extensions,
+        overdue=any(day < today for day in pending),
+        next_deadline=min(pending, default=None),
+    )
+
+
+def _today() -> date:
+    return deadlines.local_date(utcnow())
+
+
+async def list_cases(
+    session: AsyncSession,
+    accesses: Sequence[CaseAccess],
+    *,
+    status: str | None = None,
+    outcome: str | None = None,
+) -> list[CaseSummary]:
+    """The cases from metadata alone: overdue first, then by next deadline."""
+    by_id = {access.organisation.id: access.organisation for access in accesses}
+    query = select(Report).where(Report.organisation_id.in_(list(by_id)))
+    if status:
+        query = query.where(Report.status == status)
+    if outcome:
+        query = query.where(Report.outcome == outcome)
+    today = _today()
+    items = [
+        summary(report, by_id[report.organisation_id], today)
+        for report in await session.scalars(query)
+    ]
+    items.sort(key=lambda c: (not c.overdue, c.next_deadline or date.max, c.reference))
+    return items
+
+
+async def read_reason_given(session: AsyncSession, current: CurrentMember, report: Report) -> bool:
+    """Whether the member gave a reason of access to this case in the current session."""
+    found = await session.scalar(
+        select(AuditEvent.id)
+        .where(
+            AuditEvent.report_id == report.id,
+            AuditEvent.member_id == current.member.id,
+            AuditEvent.action == "case.read",
+            AuditEvent.created_at >= current.session.created_at,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def read_case(
+    session: AsyncSession,
+    access: CaseAccess,
+    current: CurrentMember,
+    report: Report,
+    reason: str | None,
+) -> CaseRead:
+    """The decrypted case; the first read in a session needs a reason, which is audited."""
+    if not await read_reason_given(session, current, report):
+        if not reason or len(reason.strip()) < 3:
+            raise Conflict(
+                N_("Give the reason for opening this case."), code="access_reason_required"
+            )
+        await _audit(session, access, report, "case.read", reason.strip())
+    key = report_key(access, report)
+    messages, files = await reports.read_thread(session, report, key)
+    notes = await session.scalars(
+        select(CaseNote).where(CaseNote.report_id == report.id).order_by(CaseNote.created_at)
+    )
+    return CaseRead(
+        **summary(report, access.organisation, _today()).model_dump(),
+        report=reports.read_content(key, report),
+        messages=messages,
+        attachments=files,
+        notes=[
+            NoteRead(
+                id=note.id,
+                body=crypto.open_sealed(
+                    key, note.sealed_body, reports.aad(b"note", report.id, note.id)
+                ).decode(),
+                created_at=note.created_at,
+                member_id=note.member_id,
+            )
+            for note in notes
+        ],
+        acknowledgement_waived=report.acknowledgement_waived,
+        no_acknowledgement=report.no_acknowledgement,
+        meeting_requested=report.meeting_requested,
+        meeting_planned_at=report.meeting_planned_at,
+        record=reports.read_record(key, report),
+    )
+
+
+async def _audit(
+    session: AsyncSession, access: CaseAccess, report: Report, action: str, detail: str = ""
+) -> None:
+    await audit.record(
+        session,
+        organisation_id=access.organisation.id,
+        action=action,
+        member_id=access.member_id,
+        report_id=report.id,
+        detail=detail,
+    )
+
+
+async def _message_to_whistleblower(
+    session: AsyncSession,
+    settings: Settings,
+    access: CaseAccess,
+    report: Report,
+    body: str,
+    files: Sequence[IncomingFile] = (),
+) -> ReportMessage:
+    """Write to the whistleblower, and tell them by e-mail if they left an address."""
+    key = report_key(access, report)
+    message = ReportMessage(
+        id=uuid.uuid4(),
+        organisation_id=report.organisation_id,
+        report_id=report.id,
+        author="member",
+        member_id=access.member_id,
+    )
+    reports.seal_message(key, message, body)
+    session.add(message)
+    await session.flush()
+    await reports.store_files(
+        session, settings, report, key, files, message.id, uploaded_by="member"
+    )
+    email = reports.read_content(key, report).email
+    if email:
+        subject, text = render_mail("case_update", organisation=access.organisation)
+        await mail.enqueue(
+            session, settings, kind="case_update", to=email, subject=subject, text=text
+        )
+    return message
+
+
+def _require_status(report: Report, *allowed: str) -> None:
+    if report.status not in allowed:
+        raise Conflict(N_("This action does not fit the case's state."), code="wrong_state")
+
+
+async def acknowledge(
+    session: AsyncSession,
+    settings: Settings,
+    access: CaseAccess,
+    report: Report,
+    message: str = "",
+    waive: str | None = None,
+) -> None:
+    """Confirm receipt in writing, or record one of the two statutory reasons not to."""
+    _require_status(report, "received")
+    now = utcnow()
+    if waive is not None:
+        report.acknowledgement_waived = waive
+        await _audit(session, access, report, "case.acknowledgement_waived", waive)
+    else:
+        if report.no_acknowledgement:
+            raise Conflict(
+                N_("The whistleblower asked not to be sent an acknowledgement."),
+                code="no_acknowledgement",
+            )
+        text = message or bilingual(
+            "acknowledge",
+            date=_format_date(_received_on(report)),
+            due=_format_date(report.assessment_due_on),
+        )
+        await _message_to_whistleblower(session, settings, access, report, text)
+        await _audit(session, access, report, "case.acknowledge")
+    report.acknowledged_at = now
+    report.status = "acknowledged"
+    await session.flush()
+
+
+async def extend(
+    session: AsyncSession, settings: Settings, access: CaseAccess, report: Report, reason: str
+) -> None:
+    """Extend the assessment by 30 days, before the deadline, at most twice, telling why."""
+    _require_status(report, *OPEN_STATUSES)
+    if report.extensions >= deadlines.CZECH.max_extensions:
+        raise Conflict(
+            N_("The deadline was already extended twice, the most the Act allows."),
+            code="extensions_exhausted",
+        )
+    if _today() > report.assessment_due_on:
+        raise Conflict(
+            N_("The deadline has passed: it can only be extended before it ends."),
+            code="deadline_passed",
+        )
+    report.extensions += 1
+    report.assessment_due_on = _assessment(report).due_on
+    text = bilingual("extend", due=_format_date(report.assessment_due_on), reason=reason)
+    await _message_to_whistleblower(session, settings, access, report, text)
+    await _audit(session, access, report, "case.extend")
+    await session.flush()
+
+
+async def decide(
+    session: AsyncSession,
+    settings: Settings,
+    access: CaseAccess,
+    report: Report,
+    outcome: str,
+    message: str = "",
+) -> None:
+    """Record the assessment's outcome and tell the whistleblower in writing."""
+    _require_status(report, *OPEN_STATUSES)
+    text = message or bilingual(outcome)
+    if outcome == "not_valid":
+        text += "\n\n" + bilingual("not_valid_instruction", url=EXTERNAL_CHANNEL)
+    report.outcome = outcome
+    report.decided_at = utcnow()
+    report.status = "assessed"
+    await _message_to_whistleblower(session, settings, access, report, text)
+    await _audit(session, access, report, "case.decision", outcome)
+    await session.flush()
+
+
+async def record_measures(
+    session: AsyncSession, settings: Settings, access: CaseAccess, report: Report, body: str
+) -> None:
+    """The measures proposed and taken on a valid report, told to the whistleblower."""
+    if report.outcome != "valid":
+        raise Conflict(N_("Measures follow only a valid report."), code="wrong_state")
+    await _message_to_whistleblower(session, settings, access, report, body)
+    await _audit(session, access, report, "case.measures")
+
+
+async def write_message(
+    session: AsyncSession,
+    settings: Settings,
+    access: CaseAccess,
+    report: Report,
+    body: str,
+    files: Sequence[IncomingFile] = (),
+) -> None:
+    """Write to the whistleblower."""
+    await _message_to_whistleblower(session, settings, access, report, body, files)
+    await _audit(session, access, report, "case.message")
+
+
+async def add_note(session: AsyncSession, access: CaseAccess, report: Report, body: str) -> None:
+    """An internal note, sealed with the case; the whistleblower never sees it."""
+    note = CaseNote(
+        id=uuid.uuid4(),
+        organisation_id=report.organisation_id,
+        report_id=report.id,
+        member_id=access.member_id,
+        sealed_body=b"",
+    )
+    note.sealed_body = crypto.seal(
+        report_key(access, report), body.encode(), reports.aad(b"note", report.id, note.id)
+    )
+    session.add(note)
+    await _audit(session, access, report, "case.note")
+    await session.flush()
+
+
+async def record_report(
+    session: AsyncSession,
+    settings: Settings,
+    access: CaseAccess,
+    data: RecordedReportCreate,
+    files: Sequence[IncomingFile] = (),
+) -> reports.Submitted:
+    """Open a case from a report received by telephone, in person or by post.
+
+    The description is the written record, or the summary of an attached recording (only with
+    the whistleblower's consent). A tracking code is made so the person can follow the case.
+    """
+    received_at = utcnow()
+    if data.received_on is not None:
+        if data.received_on > _today():
+            raise InvalidInput(
+                N_("The date of receipt cannot be in the future."), field="received_on"
+            )
+        received_at = datetime.combine(data.received_on, time(12), tzinfo=UTC)
+    content = ReportCreate(
+        **data.model_dump(exclude={"channel", "received_on", "recording_consent"})
+    )
+    recorded = reports.RecordedReport(
+        channel=data.channel,
+        received_at=received_at,
+        record=RecordRead(recording_consent=data.recording_consent),
+    )
+    submitted = await reports.submit_report(
+        session, settings, access.organisation, content, files, recorded=recorded
+    )
+    await _audit(session, access, submitted.report, "case.record", data.channel)
+    return submitted
+
+
+async def add_record_comments(
+    session: AsyncSession, access: CaseAccess, report: Report, comments: str
+) -> None:
+    """Store the whistleblower's comments on the record of their oral report."""
+    key = report_key(access, report)
+    record = reports.read_record(key, report)
+    if record is None:
+        raise Conflict(N_("This case was not taken down from an oral report."), code="wrong_state")
+    record.comments = comments
+    report.sealed_record = reports.seal_record(key, report, record)
+    await _audit(session, access, report, "case.record_comments")
+    await session.flush()
+
+
+async def record_identity(
+    session: AsyncSession, access: CaseAccess, report: Report, data: IdentityUpdate
+) -> None:
+    """The whistleblower revealed their identity: keep it with the case (and the register)."""
+    key = report_key(access, report)
+    content = reports.read_content(key, report).model_copy(
+        update={
+            "anonymous": False,
+            "name": data.name,
+            "birth_date": data.birth_date,
+            "contact_address": data.contact_address or None,
+        }
+    )
+    reports.seal_content(key, report, content)
+    await _audit(session, access, report, "case.identity")
+    await session.flush()
+
+
+async def plan_meeting(
+    session: AsyncSession,
+    settings: Settings,
+    access: CaseAccess,
+    report: Report,
+    data: MeetingPlan,
+) -> None:
+    """Plan the personal meeting the whistleblower asked for, and tell them when and where."""
+    if not report.meeting_requested:
+        raise Conflict(N_("The whistleblower did not ask for a meeting."), code="wrong_state")
+    when = data.when if data.when.tzinfo else data.when.replace(tzinfo=UTC)
+    report.meeting_planned_at = when.astimezone(UTC)
+    text = data.message or bilingual(
+        "meeting", when=when.astimezone(PRAGUE).strftime("%d. %m. %Y %H:%M"), place=data.place
+    )
+    await _message_to_whistleblower(session, settings, access, report, text)
+    await _audit(session, access, report, "case.meeting")
+    await session.flush()
+
+
+async def close(session: AsyncSession, access: CaseAccess, report: Report) -> None:
+    """Close an assessed case."""
+    _require_status(report, "assessed")
+    report.status = "closed"
+    report.closed_at = utcnow()
+    await _audit(session, access, report, "case.close")
+    await session.flush()
+
+
+async def case_attachment(
+    session: AsyncSession, access: CaseAccess, report: Report, attachment_id: str
+) -> tuple[Attachment, AttachmentRead]:
+    """One file of the case, its download audited; NotFound for any other."""
+    try:
+        wanted = uuid.UUID(attachment_id)
+    except ValueError:
+        raise NotFound(N_("No such file.")) from None
+    attachment = await session.scalar(
+        select(Attachment).where(
+            Attachment.id == wanted,
+            Attachment.report_id == report.id,
+            Attachment.complete.is_(True),
+        )
+    )
+    if attachment is None:
+        raise NotFound(N_("No such file."))
+    await _audit(session, access, report, "case.file", str(attachment.id))
+    return attachment, reports._attachment_read(attachment, report_key(access, report))

@@ -1,0 +1,287 @@
+"""The organisation's designated persons: invitations, grants of the organisation key, removal,
+password changes and recovery with the recovery key.
+
+A new person has no access to the reports until a person who holds the organisation key logs in
+and seals it to the newcomer's public key (a grant); the server alone cannot do it.
+"""
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import crypto
+from app.config import Settings
+from app.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from app.i18n import N_
+from app.models import Invitation, Member, MemberSession, Membership, Organisation
+from app.models.base import utcnow
+from app.services import audit, keys, mail
+from app.services.auth import CurrentMember
+from app.templating import render_mail
+
+INVITATION_DAYS = 7
+INVALID_INVITATION = N_("This invitation is not valid or has expired.")
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    member_id: uuid.UUID
+    email: str
+    has_access: bool
+    appointed_on: date | None
+    instructed_on: date | None
+    instruction_document: str
+
+
+def _invitation_hash(settings: Settings, token: str) -> bytes:
+    return keys.keyed_hash(settings, "invitation", token.encode())
+
+
+async def list_members(session: AsyncSession, organisation: Organisation) -> list[MemberRow]:
+    rows = await session.execute(
+        select(Membership, Member.email)
+        .join(Member, Member.id == Membership.member_id)
+        .where(Membership.organisation_id == organisation.id)
+        .order_by(Member.email)
+    )
+    return [
+        MemberRow(
+            member_id=membership.member_id,
+            email=email,
+            has_access=membership.org_key_grant is not None,
+            appointed_on=membership.appointed_on,
+            instructed_on=membership.instructed_on,
+            instruction_document=membership.instruction_document,
+        )
+        for membership, email in rows
+    ]
+
+
+async def invite(
+    session: AsyncSession,
+    settings: Settings,
+    organisation: Organisation,
+    inviter: CurrentMember,
+    email: str,
+) -> None:
+    """Add a person who already has an account, or send an invitation to set one up."""
+    email = email.strip().lower()
+    existing = await session.scalar(select(Member).where(Member.email == email))
+    if existing is not None:
+        already = await session.scalar(
+            select(Membership.id).where(
+                Membership.organisation_id == organisation.id, Membership.member_id == existing.id
+            )
+        )
+        if already is not None:
+            raise Conflict(N_("This person is already a designated person here."), field="email")
+        session.add(Membership(organisation_id=organisation.id, member_id=existing.id))
+        subject, text = render_mail(
+            "member_added", organisation=organisation, link=_link(settings, "/login")
+        )
+    else:
+        token = secrets.token_urlsafe(32)
+        session.add(
+            Invitation(
+                organisation_id=organisation.id,
+                email=email,
+                token_hash=_invitation_hash(settings, token),
+                invited_by=inviter.member.id,
+                expires_at=utcnow() + timedelta(days=INVITATION_DAYS),
+            )
+        )
+        subject, text = render_mail(
+            "invitation", organisation=organisation, link=_link(settings, f"/invite/{token}")
+        )
+    await mail.enqueue(session, settings, kind="invitation", to=email, subject=subject, text=text)
+    await audit.record(
+        session,
+        organisation_id=organisation.id,
+        action="member.invite",
+        member_id=inviter.member.id,
+    )
+    await session.flush()
+
+
+def _link(settings: Settings, path: str) -> str:
+    return f"{settings.public_url.rstrip('/')}{path}"
+
+
+async def find_invitation(session: AsyncSession, settings: Settings, token: str) -> Invitation:
+    invitation = await session.scalar(
+        select(Invitation).where(Invitation.token_hash == _invitation_hash(settings, token[:128]))
+    )
+    if invitation is None or invitation.accepted_at is not None or invitation.expires_at < utcnow():
+        raise NotFound(INVALID_INVITATION)
+    return invitation
+
+
+async def accept_invitation(
+    session: AsyncSession, settings: Settings, token: str, password: str
+) -> Member:
+    """Create the invited person's account; access follows with a colleague's next login."""
+    invitation = await find_invitation(session, settings, token)
+    if await session.scalar(select(Member.id).where(Member.email == invitation.email)):
+        raise Conflict(N_("An account with this e-mail already exists."), code="email_taken")
+    member_id = uuid.uuid4()
+    member_keys = await keys.new_member_keys(settings, member_id, password)
+    member = Member(
+        id=member_id,
+        email=invitation.email,
+        password_salt=member_keys.salt,
+        password_params=member_keys.params,
+        password_verifier=member_keys.verifier,
+        public_key=member_keys.public_key,
+        wrapped_private_key=member_keys.wrapped_private_key,
+    )
+    session.add(member)
+    await session.flush()
+    session.add(Membership(organisation_id=invitation.organisation_id, member_id=member.id))
+    invitation.accepted_at = utcnow()
+    await session.flush()
+    return member
+
+
+async def remove_member(
+    session: AsyncSession, organisation: Organisation, actor: CurrentMember, member_id: uuid.UUID
+) -> None:
+    """Remove a person from the organisation; the last one cannot be removed."""
+    count = await session.scalar(
+        select(func.count()).where(Membership.organisation_id == organisation.id)
+    )
+    membership = await session.scalar(
+        select(Membership).where(
+            Membership.organisation_id == organisation.id, Membership.member_id == member_id
+        )
+    )
+    if membership is None:
+        raise NotFound(N_("No such designated person."))
+    if (count or 0) <= 1:
+        raise Conflict(N_("The last designated person cannot be removed."), code="last_member")
+    await session.delete(membership)
+    await audit.record(
+        session,
+        organisation_id=organisation.id,
+        action="member.remove",
+        member_id=actor.member.id,
+        detail=str(member_id),
+    )
+    await session.flush()
+
+
+async def record_appointment(
+    session: AsyncSession,
+    organisation: Organisation,
+    actor: CurrentMember,
+    member_id: uuid.UUID,
+    appointed_on: date | None,
+    instructed_on: date | None,
+    instruction_document: str,
+) -> None:
+    """The appointment and the written instruction of duties that the Act asks to keep."""
+    membership = await session.scalar(
+        select(Membership).where(
+            Membership.organisation_id == organisation.id, Membership.member_id == member_id
+        )
+    )
+    if membership is None:
+        raise NotFound(N_("No such designated person."))
+    membership.appointed_on = appointed_on
+    membership.instructed_on = instructed_on
+    membership.instruction_document = instruction_document
+    await audit.record(
+        session,
+        organisation_id=organisation.id,
+        action="member.appointment",
+        member_id=actor.member.id,
+        detail=str(member_id),
+    )
+    await session.flush()
+
+
+async def change_password(
+    session: AsyncSession, settings: Settings, current: CurrentMember, old: str, new: str
+) -> None:
+    """Re-wrap the member's private key under the new password; other sessions end."""
+    member = current.member
+    derived = await keys.derive_password_keys(
+        old, member.password_salt, crypto.Argon2Params.decode(member.password_params)
+    )
+    if not crypto.verify_equal(derived.verifier, member.password_verifier):
+        raise Unauthorized(N_("The current password is wrong."), code="invalid_credentials")
+    _set_password_keys(
+        member, await keys.rewrap_member_key(settings, member.id, current.private_key, new)
+    )
+    await session.execute(
+        delete(MemberSession).where(
+            MemberSession.member_id == member.id, MemberSession.id != current.session.id
+        )
+    )
+    await session.flush()
+
+
+def _set_password_keys(member: Member, wrapped: keys.MemberKeys) -> None:
+    member.password_salt = wrapped.salt
+    member.password_params = wrapped.params
+    member.password_verifier = wrapped.verifier
+    member.public_key = wrapped.public_key
+    member.wrapped_private_key = wrapped.wrapped_private_key
+
+
+async def recover(
+    session: AsyncSession,
+    settings: Settings,
+    slug: str,
+    email: str,
+    recovery_key: str,
+    new_password: str,
+) -> Member:
+    """Regain access with the organisation's recovery key after every password is lost.
+
+    The person gets a new key pair (the old private key is lost with the password) and a new
+    grant for this organisation; grants of other organisations were sealed to the old key and
+    wait for a colleague there to log in. Sessions end and TOTP is reset.
+    """
+    refused = InvalidInput(
+        N_("The organisation, e-mail or recovery key does not match."), code="recovery_failed"
+    )
+    row = (
+        await session.execute(
+            select(Organisation, Member, Membership)
+            .join(Membership, Membership.organisation_id == Organisation.id)
+            .join(Member, Member.id == Membership.member_id)
+            .where(Organisation.slug == slug.strip().lower(), Member.email == email.strip().lower())
+        )
+    ).one_or_none()
+    if row is None:
+        raise refused
+    organisation, member, membership = row
+    try:
+        org_private = keys.open_with_recovery_key(
+            recovery_key, organisation.recovery_wrapped_key, organisation.id
+        )
+    except crypto.CryptoError:
+        raise refused from None
+    fresh = await keys.new_member_keys(settings, member.id, new_password)
+    _set_password_keys(member, fresh)
+    member.totp_secret = None
+    member.totp_enabled_at = None
+    member.totp_last_counter = None
+    others = await session.scalars(
+        select(Membership).where(Membership.member_id == member.id, Membership.id != membership.id)
+    )
+    for other in others:
+        other.org_key_grant = None
+    membership.org_key_grant = keys.grant_org_key(
+        org_private, fresh.public_key, organisation.id, member.id
+    )
+    await session.execute(delete(MemberSession).where(MemberSession.member_id == member.id))
+    await audit.record(
+        session, organisation_id=organisation.id, action="member.recover", member_id=member.id
+    )
+    await session.flush()
+    return member

@@ -1,0 +1,321 @@
+"""Case management by a designated person through the JSON API, on SQLite and PostgreSQL."""
+
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.models import AuditEvent, Report
+from app.services import deadlines, mail
+from tests.factories import login, register, submit, verified_organisation
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+REASON = {"X-Access-Reason": "initial assessment"}
+
+
+@pytest.fixture
+async def case(client: httpx.AsyncClient, sessionmaker: Sessionmaker) -> dict[str, str]:
+    """A verified organisation with one report, its designated person logged in."""
+    organisation = await verified_organisation(client, sessionmaker)
+    submitted = await submit(client, organisation["slug"], email="whistle@example.org")
+    assert (await login(client, organisation["email"])).status_code == 200
+    items = (await client.get("/api/v1/cases")).json()["items"]
+    return {**organisation, "id": items[0]["id"], "code": submitted["tracking_code"]}
+
+
+async def _whistleblower_messages(client: httpx.AsyncClient, code: str) -> list[str]:
+    view = await client.get("/api/v1/public/reports/self", headers={"X-Tracking-Code": code})
+    return [m["body"] for m in view.json()["messages"]]
+
+
+async def test_case_list_shows_metadata_and_deadlines(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    items = (await client.get("/api/v1/cases")).json()["items"]
+    assert len(items) == 1
+    item = items[0]
+    year = item["received_at"][:4]
+    assert item["reference"] == f"{year}-0001"
+    assert item["status"] == "received"
+    assert item["channel"] == "web"
+    assert item["acknowledge_by"]
+    assert item["assess_by"]
+    assert item["extensions"] == 0
+    assert item["overdue"] is False
+    assert item["organisation"] == case["slug"]
+
+
+async def test_references_count_per_organisation(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await submit(client, case["slug"])
+    references = sorted(i["reference"] for i in (await client.get("/api/v1/cases")).json()["items"])
+    assert [r[-4:] for r in references] == ["0001", "0002"]
+
+
+async def test_first_read_needs_a_reason_which_is_audited(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, case: dict[str, str]
+) -> None:
+    refused = await client.get(f"/api/v1/cases/{case['id']}")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "access_reason_required"
+
+    opened = await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    assert opened.status_code == 200
+    assert opened.json()["report"]["description"].startswith("The director")
+    assert (await client.get(f"/api/v1/cases/{case['id']}")).status_code == 200  # same session
+    async with sessionmaker() as session:
+        events = list(
+            await session.scalars(select(AuditEvent).where(AuditEvent.action == "case.read"))
+        )
+    assert [e.detail for e in events] == ["initial assessment"]
+
+
+async def test_acknowledgement_writes_to_the_whistleblower_and_mails_them(
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    smtp_server: object,
+    case: dict[str, str],
+) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    response = await client.post(f"/api/v1/cases/{case['id']}/acknowledge", json={})
+    assert response.status_code == 200
+    assert response.json()["status"] == "acknowledged"
+    messages = await _whistleblower_messages(client, case["code"])
+    assert "Potvrzujeme" in messages[0]
+    assert "We confirm" in messages[0]
+
+    smtp_settings = settings.model_copy(update={"smtp_port": smtp_server.port})  # type: ignore[attr-defined]
+    await mail.deliver_due(sessionmaker, smtp_settings)
+    to_whistleblower = [m for m in smtp_server.messages if m["To"] == "whistle@example.org"]  # type: ignore[attr-defined]
+    body = to_whistleblower[-1].get_body(("plain",)).get_content()
+    assert "wrote to you" in body
+    assert "Potvrzujeme" not in body
+    assert case["code"] not in body
+
+    again = await client.post(f"/api/v1/cases/{case['id']}/acknowledge", json={})
+    assert again.status_code == 409
+
+
+async def test_acknowledgement_can_be_waived_for_a_statutory_reason(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    response = await client.post(
+        f"/api/v1/cases/{case['id']}/acknowledge", json={"waive": "would_reveal_identity"}
+    )
+    assert response.json()["acknowledgement_waived"] == "would_reveal_identity"
+    assert await _whistleblower_messages(client, case["code"]) == []
+    bad = await client.post(f"/api/v1/cases/{case['id']}/acknowledge", json={"waive": "busy"})
+    assert bad.status_code == 422
+
+
+async def test_extension_twice_then_refused(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    first = (await client.get(f"/api/v1/cases/{case['id']}")).json()
+    received = deadlines.local_date(datetime.fromisoformat(first["received_at"]))
+    for n in (1, 2):
+        response = await client.post(
+            f"/api/v1/cases/{case['id']}/extend", json={"reason": "Witnesses are on leave."}
+        )
+        assert response.status_code == 200
+        assert response.json()["extensions"] == n
+        assert response.json()["assess_by"] == str(deadlines.deadline(received, 30 + 30 * n).due_on)
+    third = await client.post(f"/api/v1/cases/{case['id']}/extend", json={"reason": "More."})
+    assert third.status_code == 409
+    assert third.json()["error"]["code"] == "extensions_exhausted"
+    messages = await _whistleblower_messages(client, case["code"])
+    assert len(messages) == 2
+    assert "Witnesses are on leave." in messages[0]
+
+
+async def test_extension_after_the_deadline_is_refused(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, case: dict[str, str]
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        report = await session.scalar(select(Report))
+        assert report is not None
+        await session.execute(
+            update(Report).values(assessment_due_on=report.assessment_due_on - timedelta(days=40))
+        )
+    response = await client.post(f"/api/v1/cases/{case['id']}/extend", json={"reason": "Late."})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "deadline_passed"
+    items = (await client.get("/api/v1/cases")).json()["items"]
+    assert items[0]["overdue"] is True
+
+
+async def test_not_valid_decision_tells_about_the_external_channel(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    response = await client.post(
+        f"/api/v1/cases/{case['id']}/decision",
+        json={"outcome": "not_valid", "message": "We found no such invoices."},
+    )
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "not_valid"
+    assert response.json()["status"] == "assessed"
+    message = (await _whistleblower_messages(client, case["code"]))[-1]
+    assert message.startswith("We found no such invoices.")
+    assert "https://oznamovatel.justice.cz/" in message
+    measures = await client.post(f"/api/v1/cases/{case['id']}/measures", json={"body": "x"})
+    assert measures.status_code == 409
+
+
+async def test_valid_decision_measures_and_close(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    assert (await client.post(f"/api/v1/cases/{case['id']}/close")).status_code == 409
+    decided = await client.post(f"/api/v1/cases/{case['id']}/decision", json={"outcome": "valid"})
+    assert decided.json()["outcome"] == "valid"
+    measures = await client.post(
+        f"/api/v1/cases/{case['id']}/measures", json={"body": "The contract was terminated."}
+    )
+    assert measures.status_code == 200
+    closed = await client.post(f"/api/v1/cases/{case['id']}/close")
+    assert closed.json()["status"] == "closed"
+    assert (
+        await client.post(f"/api/v1/cases/{case['id']}/extend", json={"reason": "x"})
+    ).status_code == 409
+    messages = await _whistleblower_messages(client, case["code"])
+    assert messages[-1] == "The contract was terminated."
+
+
+async def test_notes_stay_internal(client: httpx.AsyncClient, case: dict[str, str]) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    response = await client.post(
+        f"/api/v1/cases/{case['id']}/notes", json={"body": "Check with the auditor first."}
+    )
+    assert response.status_code == 201
+    assert [n["body"] for n in response.json()["notes"]] == ["Check with the auditor first."]
+    assert await _whistleblower_messages(client, case["code"]) == []
+
+
+async def test_messages_both_ways(client: httpx.AsyncClient, case: dict[str, str]) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    await client.post(
+        "/api/v1/public/reports/self/messages",
+        json={"body": "Any news?"},
+        headers={"X-Tracking-Code": case["code"]},
+    )
+    response = await client.post(
+        f"/api/v1/cases/{case['id']}/messages", json={"body": "We are on it."}
+    )
+    assert response.status_code == 201
+    assert [(m["author"], m["body"]) for m in response.json()["messages"]] == [
+        ("whistleblower", "Any news?"),
+        ("member", "We are on it."),
+    ]
+    assert await _whistleblower_messages(client, case["code"]) == ["Any news?", "We are on it."]
+
+
+async def test_another_organisations_case_is_404(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, case: dict[str, str]
+) -> None:
+    await client.post("/api/v1/auth/logout")
+    other = await register(client)
+    await login(client, other["email"])
+    assert (await client.get("/api/v1/cases")).json()["items"] == []
+    attempts: list[tuple[str, str, dict[str, str] | None]] = [
+        ("GET", "", None),
+        ("POST", "/acknowledge", {}),
+        ("POST", "/extend", {"reason": "Witnesses are on leave."}),
+        ("POST", "/decision", {"outcome": "valid"}),
+        ("POST", "/measures", {"body": "x"}),
+        ("POST", "/messages", {"body": "x"}),
+        ("POST", "/notes", {"body": "x"}),
+        ("POST", "/close", None),
+    ]
+    for method, path, body in attempts:
+        response = await client.request(
+            method, f"/api/v1/cases/{case['id']}{path}", headers=REASON, json=body
+        )
+        assert response.status_code == 404, (path, response.text)
+    assert (await client.get("/api/v1/cases/not-a-uuid", headers=REASON)).status_code == 404
+    assert (await client.get(f"/api/v1/cases?organisation={case['slug']}")).status_code == 404
+
+
+async def test_not_logged_in_is_401(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/v1/cases")).status_code == 401
+
+
+async def test_case_from_a_telephone_report_with_consent_and_comments(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    response = await client.post(
+        f"/api/v1/cases?organisation={case['slug']}",
+        data={
+            "channel": "telephone",
+            "received_on": "2026-11-02",
+            "description": "Written record of the call: overtime is not paid.",
+            "recording_consent": "true",
+        },
+        files=[("files", ("call.ogg", b"OggS fake audio", "audio/ogg"))],
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["reference"].endswith("-0002")
+    opened = await client.get(f"/api/v1/cases/{created['id']}", headers=REASON)
+    body = opened.json()
+    assert body["channel"] == "telephone"
+    assert body["received_at"].startswith("2026-11-02")
+    assert body["record"] == {"recording_consent": True, "comments": ""}
+    assert [a["name"] for a in body["attachments"]] == ["call.ogg"]
+    commented = await client.post(
+        f"/api/v1/cases/{created['id']}/record-comments",
+        json={"body": "The record is accurate; I add that it started in May."},
+    )
+    assert commented.json()["record"]["comments"].startswith("The record is accurate")
+    # The whistleblower can follow the recorded case with the code the person handed over.
+    view = await client.get(
+        "/api/v1/public/reports/self", headers={"X-Tracking-Code": created["tracking_code"]}
+    )
+    assert view.json()["report"]["description"].startswith("Written record")
+
+
+async def test_web_case_has_no_record_to_comment(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    response = await client.post(f"/api/v1/cases/{case['id']}/record-comments", json={"body": "x"})
+    assert response.status_code == 409
+
+
+async def test_identity_revealed_later_is_recorded(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    response = await client.post(
+        f"/api/v1/cases/{case['id']}/identity",
+        json={"name": "Jana Dvořáková", "birth_date": "1985-04-03"},
+    )
+    report = response.json()["report"]
+    assert report["anonymous"] is False
+    assert report["name"] == "Jana Dvořáková"
+    assert report["birth_date"] == "1985-04-03"
+
+
+async def test_meeting_is_planned_and_told(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, case: dict[str, str]
+) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    plan = {"when": "2026-12-01T09:30:00+01:00", "place": "Room 12, Brno"}
+    refused = await client.post(f"/api/v1/cases/{case['id']}/meeting", json=plan)
+    assert refused.status_code == 409  # no meeting was asked for
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Report).values(meeting_requested=True))
+    planned = await client.post(f"/api/v1/cases/{case['id']}/meeting", json=plan)
+    assert planned.status_code == 200
+    planned_at = datetime.fromisoformat(planned.json()["meeting_planned_at"])
+    assert planned_at == datetime.fromisoformat(plan["when"])
+    messages = await _whistleblower_messages(client, case["code"])
+    assert "01. 12. 2026 09:30" in messages[-1]
+    assert "Room 12, Brno" in messages[-1]
