@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Form, Request
+from fastapi import Depends, Form, Header, Request
 
 from app.config import Settings
 from app.db import SessionDep
@@ -52,3 +52,18 @@ async def require_csrf(current: CurrentMemberDep, csrf: Annotated[str, Form()] =
     """HTML forms of a logged-in member carry a token bound to the session."""
     if not auth.verify_csrf(current, csrf):
         raise Forbidden(N_("The form has expired. Reload the page and try again."), code="csrf")
+
+
+def access_reason(
+    value: Annotated[str | None, Header(alias="X-Access-Reason", max_length=500)] = None,
+) -> str | None:
+    """The reason of access header; sent as raw UTF-8 (as curl does), it arrives as Latin-1."""
+    if value is None:
+        return None
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+AccessReasonDep = Annotated[str | None, Depends(access_reason)]

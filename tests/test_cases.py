@@ -319,3 +319,31 @@ async def test_meeting_is_planned_and_told(
     messages = await _whistleblower_messages(client, case["code"])
     assert "01. 12. 2026 09:30" in messages[-1]
     assert "Room 12, Brno" in messages[-1]
+
+
+async def test_file_download_through_the_api_needs_the_reason_and_is_audited(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, case: dict[str, str]
+) -> None:
+    sent = await client.post(
+        "/api/v1/public/reports/self/messages",
+        data={"body": "The contract."},
+        files=[("files", ("contract.txt", b"contract text", "text/plain"))],
+        headers={"X-Tracking-Code": case["code"]},
+    )
+    file_id = sent.json()["messages"][0]["attachments"][0]["id"]
+    url = f"/api/v1/cases/{case['id']}/files/{file_id}"
+    assert (await client.get(url)).status_code == 409
+    response = await client.get(url, headers={b"X-Access-Reason": "kontrola úřadu".encode()})
+    assert response.status_code == 200
+    assert response.content == b"contract text"
+    assert response.headers["content-disposition"].startswith("attachment;")
+    async with sessionmaker() as session:
+        actions = [e.action for e in await session.scalars(select(AuditEvent))]
+        reasons = [
+            e.detail
+            for e in await session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "case.read")
+            )
+        ]
+    assert "case.file" in actions
+    assert reasons == ["kontrola úřadu"]

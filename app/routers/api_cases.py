@@ -2,10 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 
 from app.db import SessionDep
-from app.deps import CurrentMemberDep, SettingsDep
+from app.deps import AccessReasonDep, CurrentMemberDep, SettingsDep
 from app.routers.uploads import read_submission
 from app.schemas.case import (
     AcknowledgeRequest,
@@ -19,10 +20,9 @@ from app.schemas.case import (
     RecordedReportCreate,
     RecordedReportCreated,
 )
-from app.services import cases, reports
+from app.services import attachments, cases, reports
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
-AccessReasonHeader = Annotated[str | None, Header(alias="X-Access-Reason", max_length=500)]
 
 
 @router.get("")
@@ -62,11 +62,30 @@ async def record_report(
 
 @router.get("/{case_id}")
 async def read_case(
-    case_id: str, session: SessionDep, current: CurrentMemberDep, reason: AccessReasonHeader = None
+    case_id: str, session: SessionDep, current: CurrentMemberDep, reason: AccessReasonDep
 ) -> CaseRead:
     """One case decrypted; the first read in a session needs `X-Access-Reason`."""
     access, report = await cases.open_case(session, current, case_id)
     return await cases.read_case(session, access, current, report, reason)
+
+
+@router.get("/{case_id}/files/{attachment_id}")
+async def download_file(
+    case_id: str,
+    attachment_id: str,
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+    reason: AccessReasonDep,
+) -> StreamingResponse:
+    """Download one file of the case, decrypted as it streams (audited)."""
+    access, report = await cases.open_case(session, current, case_id)
+    await cases.ensure_reason(session, access, current, report, reason)
+    attachment, read = await cases.case_attachment(session, access, report, attachment_id)
+    chunks = attachments.stream_file(
+        request.app.state.sessionmaker, attachment, cases.report_key(access, report)
+    )
+    return attachments.download_response(chunks, read.name, read.content_type, read.size)
 
 
 async def _reread(session: SessionDep, current: CurrentMemberDep, case_id: str) -> CaseRead:

@@ -106,6 +106,8 @@ async def download_file(
 ) -> StreamingResponse:
     """Download one file of the case, decrypted as it streams."""
     opened = await _open(request, session, settings, code)
-    attachment, read = await reports.whistleblower_attachment(session, opened, attachment_id)
+    attachment, read = await reports.report_attachment(
+        session, opened.report, opened.report_key, attachment_id
+    )
     chunks = attachments.stream_file(request.app.state.sessionmaker, attachment, opened.report_key)
     return attachments.download_response(chunks, read.name, read.content_type, read.size)

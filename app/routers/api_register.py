@@ -3,28 +3,17 @@
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app import i18n
 from app.db import SessionDep
-from app.deps import CurrentMemberDep
+from app.deps import AccessReasonDep, CurrentMemberDep
 from app.models.base import utcnow
 from app.schemas.register import RegisterList, RegisterRowRead
 from app.services import cases, deadlines, register
 
 router = APIRouter(prefix="/api/v1/register", tags=["register"])
-AccessReasonHeader = Annotated[str | None, Header(alias="X-Access-Reason", max_length=500)]
 CSV_TYPE = "text/csv"
-
-
-def header_text(value: str | None) -> str | None:
-    """A header value sent as raw UTF-8 (as curl does), which the server decoded as Latin-1."""
-    if value is None:
-        return None
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return value
 
 
 def csv_response(rows: list[register.RegisterRow], language: str) -> Response:
@@ -48,13 +37,13 @@ async def export_register(
     request: Request,
     session: SessionDep,
     current: CurrentMemberDep,
+    reason: AccessReasonDep,
     organisation: Annotated[str | None, Query(max_length=40)] = None,
     lang: Annotated[str | None, Query(max_length=5)] = None,
-    reason: AccessReasonHeader = None,
 ) -> RegisterList | Response:
     """The register of reports (§ 21); CSV with `Accept: text/csv`. Needs `X-Access-Reason`."""
     accesses = await cases.accessible_organisations(session, current, organisation)
-    rows = await register.export(session, current, accesses, header_text(reason))
+    rows = await register.export(session, current, accesses, reason)
     if CSV_TYPE in request.headers.get("accept", ""):
         return csv_response(rows, i18n.pick_language(lang))
     return RegisterList(items=[RegisterRowRead(**asdict(row)) for row in rows])

@@ -190,7 +190,9 @@ async def download_file(
 ) -> Response:
     rate_limit(request, "lookup", settings.lookups_per_10_minutes, 600)
     opened = await reports.open_by_code(session, settings, code)
-    attachment, read = await reports.whistleblower_attachment(session, opened, attachment_id)
+    attachment, read = await reports.report_attachment(
+        session, opened.report, opened.report_key, attachment_id
+    )
     chunks = attachments.stream_file(request.app.state.sessionmaker, attachment, opened.report_key)
     return attachments.download_response(chunks, read.name, read.content_type, read.size)
 

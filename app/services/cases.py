@@ -227,6 +227,21 @@ async def read_reason_given(session: AsyncSession, current: CurrentMember, repor
     return found is not None
 
 
+async def ensure_reason(
+    session: AsyncSession,
+    access: CaseAccess,
+    current: CurrentMember,
+    report: Report,
+    reason: str | None,
+) -> None:
+    """Decrypting a case for the first time in a session needs a reason; it is audited."""
+    if await read_reason_given(session, current, report):
+        return
+    if not reason or len(reason.strip()) < 3:
+        raise Conflict(N_("Give the reason for opening this case."), code="access_reason_required")
+    await _audit(session, access, report, "case.read", reason.strip()[:500])
+
+
 async def read_case(
     session: AsyncSession,
     access: CaseAccess,
@@ -235,12 +250,7 @@ async def read_case(
     reason: str | None,
 ) -> CaseRead:
     """The decrypted case; the first read in a session needs a reason, which is audited."""
-    if not await read_reason_given(session, current, report):
-        if not reason or len(reason.strip()) < 3:
-            raise Conflict(
-                N_("Give the reason for opening this case."), code="access_reason_required"
-            )
-        await _audit(session, access, report, "case.read", reason.strip())
+    await ensure_reason(session, access, current, report, reason)
     key = report_key(access, report)
     messages, files = await reports.read_thread(session, report, key)
     notes = await session.scalars(
@@ -535,18 +545,8 @@ async def case_attachment(
     session: AsyncSession, access: CaseAccess, report: Report, attachment_id: str
 ) -> tuple[Attachment, AttachmentRead]:
     """One file of the case, its download audited; NotFound for any other."""
-    try:
-        wanted = uuid.UUID(attachment_id)
-    except ValueError:
-        raise NotFound(N_("No such file.")) from None
-    attachment = await session.scalar(
-        select(Attachment).where(
-            Attachment.id == wanted,
-            Attachment.report_id == report.id,
-            Attachment.complete.is_(True),
-        )
+    found = await reports.report_attachment(
+        session, report, report_key(access, report), attachment_id
     )
-    if attachment is None:
-        raise NotFound(N_("No such file."))
-    await _audit(session, access, report, "case.file", str(attachment.id))
-    return attachment, reports._attachment_read(attachment, report_key(access, report))
+    await _audit(session, access, report, "case.file", attachment_id)
+    return found

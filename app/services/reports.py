@@ -358,10 +358,10 @@ async def add_whistleblower_message(
     return message
 
 
-async def whistleblower_attachment(
-    session: AsyncSession, opened: OpenedReport, attachment_id: str
+async def report_attachment(
+    session: AsyncSession, report: Report, report_key: bytes, attachment_id: str
 ) -> tuple[Attachment, AttachmentRead]:
-    """One file of the whistleblower's case; NotFound for any other."""
+    """One complete file of this report; NotFound for any other or a malformed id."""
     try:
         wanted = uuid.UUID(attachment_id)
     except ValueError:
@@ -369,10 +369,10 @@ async def whistleblower_attachment(
     attachment = await session.scalar(
         select(Attachment).where(
             Attachment.id == wanted,
-            Attachment.report_id == opened.report.id,
+            Attachment.report_id == report.id,
             Attachment.complete.is_(True),
         )
     )
     if attachment is None:
         raise NotFound(N_("No such file."))
-    return attachment, _attachment_read(attachment, opened.report_key)
+    return attachment, _attachment_read(attachment, report_key)
