@@ -15,7 +15,7 @@ from app.i18n import N_
 from app.models import Member, Membership, Organisation
 from app.models.base import utcnow
 from app.schemas.organisation import OrganisationCreate
-from app.services import keys, mail
+from app.services import keys, mail, team
 from app.templating import render_mail
 
 
@@ -58,17 +58,7 @@ async def register_organisation(
             recovery_key, org_keys.private, organisation_id
         ),
     )
-    member_id = uuid.uuid4()
-    member_keys = await keys.new_member_keys(settings, member_id, data.password)
-    member = Member(
-        id=member_id,
-        email=email,
-        password_salt=member_keys.salt,
-        password_params=member_keys.params,
-        password_verifier=member_keys.verifier,
-        public_key=member_keys.public_key,
-        wrapped_private_key=member_keys.wrapped_private_key,
-    )
+    member = await team.new_member(settings, email, data.password)
     membership = Membership(
         organisation_id=organisation.id,
         member_id=member.id,

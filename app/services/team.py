@@ -111,6 +111,13 @@ def _link(settings: Settings, path: str) -> str:
     return f"{settings.public_url.rstrip('/')}{path}"
 
 
+async def new_member(settings: Settings, email: str, password: str) -> Member:
+    """A designated person's account with a fresh key pair wrapped under the password."""
+    member = Member(id=uuid.uuid4(), email=email)
+    _set_password_keys(member, await keys.new_member_keys(settings, member.id, password))
+    return member
+
+
 async def find_invitation(session: AsyncSession, settings: Settings, token: str) -> Invitation:
     invitation = await session.scalar(
         select(Invitation).where(Invitation.token_hash == _invitation_hash(settings, token[:128]))
@@ -127,23 +134,26 @@ async def accept_invitation(
     invitation = await find_invitation(session, settings, token)
     if await session.scalar(select(Member.id).where(Member.email == invitation.email)):
         raise Conflict(N_("An account with this e-mail already exists."), code="email_taken")
-    member_id = uuid.uuid4()
-    member_keys = await keys.new_member_keys(settings, member_id, password)
-    member = Member(
-        id=member_id,
-        email=invitation.email,
-        password_salt=member_keys.salt,
-        password_params=member_keys.params,
-        password_verifier=member_keys.verifier,
-        public_key=member_keys.public_key,
-        wrapped_private_key=member_keys.wrapped_private_key,
-    )
+    member = await new_member(settings, invitation.email, password)
     session.add(member)
     await session.flush()
     session.add(Membership(organisation_id=invitation.organisation_id, member_id=member.id))
     invitation.accepted_at = utcnow()
     await session.flush()
     return member
+
+
+async def _membership(
+    session: AsyncSession, organisation: Organisation, member_id: uuid.UUID
+) -> Membership:
+    membership = await session.scalar(
+        select(Membership).where(
+            Membership.organisation_id == organisation.id, Membership.member_id == member_id
+        )
+    )
+    if membership is None:
+        raise NotFound(N_("No such designated person."))
+    return membership
 
 
 async def remove_member(
@@ -153,13 +163,7 @@ async def remove_member(
     count = await session.scalar(
         select(func.count()).where(Membership.organisation_id == organisation.id)
     )
-    membership = await session.scalar(
-        select(Membership).where(
-            Membership.organisation_id == organisation.id, Membership.member_id == member_id
-        )
-    )
-    if membership is None:
-        raise NotFound(N_("No such designated person."))
+    membership = await _membership(session, organisation, member_id)
     if (count or 0) <= 1:
         raise Conflict(N_("The last designated person cannot be removed."), code="last_member")
     await session.delete(membership)
@@ -183,13 +187,7 @@ async def record_appointment(
     instruction_document: str,
 ) -> None:
     """The appointment and the written instruction of duties that the Act asks to keep."""
-    membership = await session.scalar(
-        select(Membership).where(
-            Membership.organisation_id == organisation.id, Membership.member_id == member_id
-        )
-    )
-    if membership is None:
-        raise NotFound(N_("No such designated person."))
+    membership = await _membership(session, organisation, member_id)
     membership.appointed_on = appointed_on
     membership.instructed_on = instructed_on
     membership.instruction_document = instruction_document
