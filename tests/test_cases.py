@@ -347,3 +347,28 @@ async def test_file_download_through_the_api_needs_the_reason_and_is_audited(
         ]
     assert "case.file" in actions
     assert reasons == ["kontrola úřadu"]
+
+
+async def test_triage_is_kept_sealed_with_the_case(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, case: dict[str, str]
+) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    plan = "Move the whistleblower out of the purchasing manager's team."
+    response = await client.post(
+        f"/api/v1/cases/{case['id']}/triage",
+        json={"priority": "high", "retaliation_risk": "high", "protection_plan": plan},
+    )
+    assert response.status_code == 200
+    assert response.json()["triage"] == {
+        "priority": "high",
+        "completeness": "complete",
+        "retaliation_risk": "high",
+        "protection_plan": plan,
+    }
+    bad = await client.post(f"/api/v1/cases/{case['id']}/triage", json={"priority": "urgent!"})
+    assert bad.status_code == 422
+    async with sessionmaker() as session:
+        report = await session.scalar(select(Report))
+    assert report is not None
+    assert report.sealed_triage is not None
+    assert plan.encode() not in report.sealed_triage

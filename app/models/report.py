@@ -54,6 +54,8 @@ class Report(UUIDPrimaryKey, Base):
     # an audio recording and the whistleblower's comments on the record, sealed likewise.
     sealed_record: Mapped[bytes | None] = mapped_column(LargeBinary)
     meeting_planned_at: Mapped[datetime | None]
+    # ISO 37002 triage (priority, completeness, risk of retaliation, protection plan), sealed.
+    sealed_triage: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class ReportMessage(UUIDPrimaryKey, Base):

@@ -19,6 +19,7 @@ from app.schemas.case import (
     MeetingPlan,
     RecordedReportCreate,
     RecordedReportCreated,
+    Triage,
 )
 from app.services import attachments, cases, reports
 
@@ -205,6 +206,16 @@ async def plan_meeting(
     """Plan the personal meeting the whistleblower asked for and tell them."""
     access, report = await cases.open_case(session, current, case_id)
     await cases.plan_meeting(session, settings, access, report, data)
+    return await _reread(session, current, case_id)
+
+
+@router.post("/{case_id}/triage")
+async def triage(
+    case_id: str, data: Triage, session: SessionDep, current: CurrentMemberDep
+) -> CaseRead:
+    """Record the triage (ISO 37002): priority, completeness, retaliation risk, protection."""
+    access, report = await cases.open_case(session, current, case_id)
+    await cases.triage(session, access, report, data)
     return await _reread(session, current, case_id)
 
 

@@ -76,6 +76,17 @@ class MeetingPlan(BaseModel):
     message: OptionalBody = ""
 
 
+class Triage(BaseModel):
+    """ISO 37002 triage of a case, kept sealed with it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    priority: Literal["low", "normal", "high"] = "normal"
+    completeness: Literal["complete", "needs_more_information"] = "complete"
+    retaliation_risk: Literal["low", "medium", "high"] = "low"
+    protection_plan: OptionalBody = ""
+
+
 class CaseList(BaseModel):
     items: list[CaseSummary]
 
@@ -99,6 +110,7 @@ class CaseRead(CaseSummary):
     meeting_requested: bool
     meeting_planned_at: datetime | None
     record: RecordRead | None
+    triage: Triage | None
 
 
 class AcknowledgeRequest(BaseModel):

@@ -21,6 +21,7 @@ from app.models import (
     Attachment,
     AuditEvent,
     CaseNote,
+    Member,
     Membership,
     Organisation,
     Report,
@@ -35,6 +36,7 @@ from app.schemas.case import (
     NoteRead,
     RecordedReportCreate,
     RecordRead,
+    Triage,
 )
 from app.schemas.report import AttachmentRead, ReportCreate
 from app.services import audit, deadlines, keys, mail, reports
@@ -73,6 +75,16 @@ class CaseAccess:
     organisation: Organisation
     member_id: uuid.UUID
     org_private_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class CaseEvent:
+    """One audit event of a case as the case page shows it."""
+
+    created_at: datetime
+    email: str | None
+    action: str
+    detail: str
 
 
 def bilingual(key: str, **params: object) -> str:
@@ -277,6 +289,7 @@ async def read_case(
         meeting_requested=report.meeting_requested,
         meeting_planned_at=report.meeting_planned_at,
         record=reports.read_record(key, report),
+        triage=_read_triage(key, report),
     )
 
 
@@ -532,6 +545,24 @@ async def plan_meeting(
     await session.flush()
 
 
+def _read_triage(key: bytes, report: Report) -> Triage | None:
+    if report.sealed_triage is None:
+        return None
+    plaintext = crypto.open_sealed(key, report.sealed_triage, reports.aad(b"triage", report.id))
+    return Triage.model_validate_json(plaintext)
+
+
+async def triage(session: AsyncSession, access: CaseAccess, report: Report, data: Triage) -> None:
+    """Record the triage: priority, completeness, risk of retaliation and the protection plan."""
+    report.sealed_triage = crypto.seal(
+        report_key(access, report),
+        data.model_dump_json().encode(),
+        reports.aad(b"triage", report.id),
+    )
+    await _audit(session, access, report, "case.triage")
+    await session.flush()
+
+
 async def close(session: AsyncSession, access: CaseAccess, report: Report) -> None:
     """Close an assessed case."""
     _require_status(report, "assessed")
@@ -539,6 +570,29 @@ async def close(session: AsyncSession, access: CaseAccess, report: Report) -> No
     report.closed_at = utcnow()
     await _audit(session, access, report, "case.close")
     await session.flush()
+
+
+async def timeline(
+    session: AsyncSession, access: CaseAccess, report: Report, *, limit: int = 200
+) -> list[CaseEvent]:
+    """The case's audit events, newest first, with the e-mail of the person who acted."""
+    found = await audit.events(session, access.organisation.id, report_id=report.id, limit=limit)
+    member_ids = {event.member_id for event in found if event.member_id is not None}
+    emails: dict[uuid.UUID, str] = {}
+    if member_ids:
+        rows = await session.execute(
+            select(Member.id, Member.email).where(Member.id.in_(member_ids))
+        )
+        emails = dict(rows.tuples().all())
+    return [
+        CaseEvent(
+            created_at=event.created_at,
+            email=emails.get(event.member_id) if event.member_id is not None else None,
+            action=event.action,
+            detail=event.detail,
+        )
+        for event in found
+    ]
 
 
 async def case_attachment(

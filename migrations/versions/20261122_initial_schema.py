@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 7feb43c10590
+Revision ID: a29846d32301
 Revises:
-Create Date: 2026-11-22 00:34:53.992787
+Create Date: 2026-11-22 00:53:04.713651
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import app.models.base
 
-revision: str = "7feb43c10590"
+revision: str = "a29846d32301"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -230,6 +230,7 @@ def upgrade() -> None:
         sa.Column("sealed_content", sa.LargeBinary(), nullable=False),
         sa.Column("sealed_record", sa.LargeBinary(), nullable=True),
         sa.Column("meeting_planned_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sealed_triage", sa.LargeBinary(), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
             ["organisation_id"],
