@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.main import create_app
 from app.models import AuditEvent, Report
+from app.models.base import utcnow
 from app.services import deadlines
 from tests.factories import login, register, submit, verified_organisation
 
@@ -396,3 +397,223 @@ async def test_pages_are_in_czech_by_default(
     listing = (await client.get("/cases")).text
     assert "zbývá" in listing or "zbývají" in listing
     assert "1 případ" in (await client.get("/dashboard")).text
+
+
+async def _record(client: httpx.AsyncClient, slug: str, **fields: str) -> httpx.Response:
+    """Send the form for a report received another way, with the token from its page."""
+    form = await client.get(f"/cases/new?organisation={slug}&lang=en")
+    assert form.status_code == 200
+    return await client.post(
+        f"/cases/new?organisation={slug}&lang=en",
+        data={"csrf": _csrf(form.text), **fields},
+        files=[("files", ("call.ogg", b"OggS fake audio", "audio/ogg"))],
+    )
+
+
+async def test_case_list_links_to_the_form_for_a_report_received_another_way(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    page = (await client.get("/cases?lang=en")).text
+    assert f'href="/cases/new?organisation={case["slug"]}&amp;lang=en"' in page
+    form = await client.get(f"/cases/new?organisation={case['slug']}&lang=en")
+    assert 'name="recording_consent"' in form.text
+    assert '<option value="telephone" selected>Telephone</option>' in form.text
+
+
+async def test_recorded_report_opens_a_case_and_shows_the_tracking_code_once(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    response = await _record(
+        client,
+        case["slug"],
+        channel="in_person",
+        received_on=deadlines.local_date(utcnow()).isoformat(),
+        recording_consent="false",
+        description="Written record of the meeting: overtime is not paid.",
+        anonymous="true",
+    )
+    assert response.status_code == 201, response.text
+    assert response.headers["cache-control"] == "no-store"
+    code = re.search(r'id="tracking-code">([^<]+)<', response.text)
+    assert code is not None
+    assert f"/track/{code.group(1)}" in response.text
+    assert "-0002" in response.text
+    link = re.search(r'href="(/cases/[^"?]+)\?lang=en" id="case-link"', response.text)
+    assert link is not None
+
+    view = await client.get(
+        "/api/v1/public/reports/self", headers={"X-Tracking-Code": code.group(1)}
+    )
+    assert view.json()["report"]["description"].startswith("Written record of the meeting")
+    case_id = link.group(1).rsplit("/", 1)[1]
+    page = await _open(client, case_id)
+    assert 'id="record-consent">Not given: a written record only' in page
+    assert "In person" in page
+    assert "call.ogg" in page
+    assert "Recorded a report received in another way" in page  # the timeline
+
+
+async def test_recorded_report_without_a_record_keeps_the_values(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    response = await _record(
+        client, case["slug"], channel="post", description=" ", location="Brno warehouse"
+    )
+    assert response.status_code == 422
+    assert "Write the record or the summary of the report" in response.text
+    assert 'value="Brno warehouse"' in response.text
+    assert '<option value="post" selected>' in response.text
+    assert len((await client.get("/api/v1/cases")).json()["items"]) == 1
+
+
+async def test_recorded_report_of_another_organisation_is_not_found(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    other = await register(client)
+    assert (await login(client, other["email"])).status_code == 200
+    assert (await client.get(f"/cases/new?organisation={case['slug']}")).status_code == 404
+
+
+async def _recorded_case(client: httpx.AsyncClient, slug: str) -> str:
+    created = await client.post(
+        f"/api/v1/cases?organisation={slug}",
+        json={"channel": "telephone", "description": "Record of the call.", "anonymous": True},
+    )
+    assert created.status_code == 201, created.text
+    case_id: str = created.json()["id"]
+    return case_id
+
+
+async def test_whistleblowers_comments_on_the_record_are_stored(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    case_id = await _recorded_case(client, case["slug"])
+    await _open(client, case_id)
+    response = await _act(client, case_id, "record-comments", body="Add that it began in May.")
+    assert response.status_code == 303
+    page = (await client.get(response.headers["location"])).text
+    assert "The whistleblower's comments on the record were stored." in page
+    assert 'id="record-comments">Add that it began in May.' in page
+    assert "Stored the whistleblower's comments on the record" in page
+
+
+async def test_web_report_has_no_record_to_comment_on(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    page = await _open(client, case["id"])
+    assert 'id="record"' not in page
+    response = await _act(client, case["id"], "record-comments", body="Nothing to comment.")
+    assert response.status_code == 409
+    assert "This case was not taken down from an oral report." in response.text
+
+
+async def test_identity_revealed_later_is_recorded_on_the_page(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    page = await _open(client, case["id"])
+    assert 'id="identity"' in page
+    response = await _act(
+        client,
+        case["id"],
+        "identity",
+        name="Jana Dvořáková",
+        birth_date="1985-04-03",
+        contact_address="Lidická 1, Brno",
+    )
+    assert response.status_code == 303
+    page = (await client.get(response.headers["location"])).text
+    assert "The whistleblower's identity was recorded." in page
+    assert "Jana Dvořáková" in page
+    assert "03. 04. 1985" in page
+    assert 'id="identity"' not in page  # no longer anonymous
+
+
+async def test_identity_needs_a_name(client: httpx.AsyncClient, case: dict[str, str]) -> None:
+    await _open(client, case["id"])
+    response = await _act(client, case["id"], "identity", name=" ", birth_date="1985-04-03")
+    assert response.status_code == 422
+    assert "Write the name" in response.text
+    assert "Anonymous" in response.text
+
+
+async def test_requested_meeting_is_planned_in_prague_time(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, case: dict[str, str]
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Report).values(
+                meeting_requested=True, meeting_due_on=deadlines.local_date(utcnow())
+            )
+        )
+    page = await _open(client, case["id"])
+    assert "at most 14 days" in page
+    response = await _act(
+        client, case["id"], "meeting", when="2026-12-01T09:30", place="Room 12, Brno"
+    )
+    assert response.status_code == 303
+    page = (await client.get(response.headers["location"])).text
+    assert "The meeting was planned" in page
+    assert 'id="meeting-planned">Planned for 01. 12. 2026 09:30' in page
+    assert 'id="meeting-when"' not in page
+    [message] = await _whistleblower_messages(client, case["code"])
+    assert "01. 12. 2026 09:30" in message
+    assert "Room 12, Brno" in message
+
+
+async def test_meeting_nobody_asked_for_is_refused(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    page = await _open(client, case["id"])
+    assert 'id="meeting-when"' not in page
+    response = await _act(client, case["id"], "meeting", when="2026-12-01T09:30", place="Here")
+    assert response.status_code == 409
+    assert "The whistleblower did not ask for a meeting." in response.text
+
+
+async def test_meeting_needs_a_place(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, case: dict[str, str]
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Report).values(meeting_requested=True))
+    await _open(client, case["id"])
+    response = await _act(client, case["id"], "meeting", when="2026-12-01T09:30", place="")
+    assert response.status_code == 422
+    assert "Choose the date and time of the meeting" in response.text
+
+
+async def test_timeline_lists_the_cases_events_newest_first(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await _open(client, case["id"])
+    assert (await _act(client, case["id"], "notes", body="Secret note text.")).status_code == 303
+    page = (await client.get(f"/cases/{case['id']}?lang=en")).text
+    timeline = page[page.index('id="timeline"') :]
+    rows = re.findall(r'<tr class="event">(.*?)</tr>', timeline, re.S)
+    assert len(rows) == 2
+    assert "Added an internal note" in rows[0]
+    assert "Opened the case" in rows[1]
+    assert REASON in rows[1]
+    assert case["email"] in rows[0]
+    assert "Secret note text." not in timeline
+
+
+async def test_triage_form_keeps_the_values(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await _open(client, case["id"])
+    saved = await _act(
+        client,
+        case["id"],
+        "triage",
+        priority="high",
+        completeness="needs_more_information",
+        retaliation_risk="medium",
+        protection_plan="Keep the name out of the team meeting.",
+    )
+    assert saved.status_code == 303
+    page = (await client.get(f"/cases/{case['id']}?lang=en")).text
+    assert '<option value="high" selected>' in page
+    assert '<option value="medium" selected>' in page
+    assert "Keep the name out of the team meeting." in page
+    refused = await _act(client, case["id"], "triage", priority="urgent")
+    assert refused.status_code == 422

@@ -179,7 +179,7 @@ async def test_statistics_draw_well_formed_accessible_charts(
 ) -> None:
     html = await _statistics(client, organisation["slug"], year=str(YEAR))
     svgs = re.findall(r"<svg .*?</svg>", html, re.S)
-    assert len(svgs) == 4
+    assert len(svgs) == 6
     for source in svgs:
         svg = _parse(source)
         assert svg.get("role") == "img"

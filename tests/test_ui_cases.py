@@ -67,4 +67,15 @@ async def test_designated_person_handles_a_report(
     await expect(page.locator("#case-outcome")).to_have_text("Not valid")
     await expect(page.locator("#thread")).to_contain_text("https://oznamovatel.justice.cz/")
     await expect(page.get_by_role("button", name="Close the case")).to_be_visible()
+    reference = (await page.get_by_role("heading", level=1).inner_text()).split()[-1]
+
+    # The register (§ 21) asks for its own reason, then lists the decided case.
+    await page.get_by_role("link", name="Register of reports", exact=True).click()
+    await expect(page.get_by_role("heading", name="Register of reports")).to_be_visible()
+    await page.get_by_label("Reason for viewing the register").fill("Annual review")
+    await _submit_button(page, "Show the register")
+    table = page.locator("table.register")
+    await expect(table).to_be_visible()
+    await expect(table.get_by_role("rowheader", name=reference)).to_be_visible()
+    await expect(table).to_contain_text("Not valid")
     await page.close()

@@ -5,14 +5,15 @@ The HTML twin of api_cases.py: every page and form calls the same service functi
 
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from datetime import date
-from typing import Annotated, Any, TypeVar
+from datetime import date, datetime
+from typing import Annotated, Any, TypeVar, get_args
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
+from app.config import Settings
 from app.db import SessionDep
 from app.deps import CurrentMemberDep, SettingsDep, require_csrf
 from app.errors import AppError, InvalidInput
@@ -23,11 +24,16 @@ from app.schemas.case import (
     AccessReason,
     AcknowledgeRequest,
     BodyRequest,
+    Channel,
     DecisionRequest,
     ExtendRequest,
+    IdentityUpdate,
+    MeetingPlan,
+    RecordedReportCreate,
+    Triage,
 )
 from app.schemas.report import CATEGORIES, RELATIONSHIPS
-from app.services import attachments, cases, deadlines
+from app.services import attachments, cases, deadlines, reports
 from app.services.auth import CurrentMember
 from app.templating import redirect, render, request_language, url_in_language
 
@@ -51,8 +57,17 @@ OUTCOMES = {
 CHANNELS = {
     "web": N_("Web form"),
     "phone": N_("Telephone"),
+    "telephone": N_("Telephone"),
     "in_person": N_("In person"),
     "post": N_("Post"),
+    "oral": N_("Orally, another way"),
+}
+# The channels of a report a designated person takes down, in the order the form offers them.
+RECORDED_CHANNELS = get_args(Channel)
+CONSENT = {
+    "true": N_("Yes, the whistleblower consented to an audio recording"),
+    "false": N_("No, the whistleblower did not consent: a written record only"),
+    "": N_("Not asked (a letter, or the question did not arise)"),
 }
 WAIVE_REASONS = {
     "whistleblower_asked": N_("The whistleblower asked not to be sent an acknowledgement"),
@@ -67,13 +82,54 @@ DONE = {
     "message": N_("Message sent to the whistleblower."),
     "note": N_("Internal note added."),
     "closed": N_("The case is closed."),
+    "record_comments": N_("The whistleblower's comments on the record were stored."),
+    "identity": N_("The whistleblower's identity was recorded."),
+    "triage": N_("The triage was recorded."),
+    "meeting": N_("The meeting was planned and the whistleblower was told."),
 }
+# The case's timeline in words; insight_pages.ACTIONS names the same actions for the audit page.
+CASE_ACTIONS = {
+    "case.read": N_("Opened the case"),
+    "case.acknowledge": N_("Acknowledged receipt"),
+    "case.acknowledgement_waived": N_("Waived the acknowledgement"),
+    "case.extend": N_("Extended the deadline"),
+    "case.decision": N_("Recorded the outcome"),
+    "case.measures": N_("Recorded the measures"),
+    "case.message": N_("Wrote to the whistleblower"),
+    "case.note": N_("Added an internal note"),
+    "case.close": N_("Closed the case"),
+    "case.file": N_("Downloaded a file"),
+    "case.record": N_("Recorded a report received in another way"),
+    "case.record_comments": N_("Stored the whistleblower's comments on the record"),
+    "case.identity": N_("Recorded the whistleblower's identity"),
+    "case.meeting": N_("Planned the personal meeting"),
+    "case.triage": N_("Recorded the triage"),
+}
+# Events whose detail the timeline shows: the reason of access and values chosen from a list.
+# Other details (a file's id, say) say nothing useful and are left to the audit page.
+DETAIL_SHOWN = {"case.read", "case.decision", "case.acknowledgement_waived", "case.record"}
 INVALID = {
     AccessReason: N_("Write the reason for opening the case (3 to 500 characters)."),
     AcknowledgeRequest: N_("Write the acknowledgement (at most 20,000 characters)."),
     ExtendRequest: N_("Write the reason for the extension (at most 20,000 characters)."),
     DecisionRequest: N_("Choose the outcome; the message may have at most 20,000 characters."),
     BodyRequest: N_("Write the text (at most 20,000 characters)."),
+    IdentityUpdate: N_(
+        "Write the name (at most 200 characters); the date of birth as YYYY-MM-DD and the "
+        "address (at most 500 characters) if known."
+    ),
+    MeetingPlan: N_("Choose the date and time of the meeting and write the place."),
+    Triage: N_("Choose the values from the lists; the plan may have at most 20,000 characters."),
+}
+RECORD_FIELD_HELP = {
+    "channel": N_("Choose how the report was received."),
+    "received_on": N_("Enter the date of receipt as YYYY-MM-DD."),
+    "recording_consent": N_("Choose whether the whistleblower consented to a recording."),
+    "description": N_("Write the record or the summary of the report (at most 20,000 characters)."),
+    "email": N_("Enter a valid e-mail address, or leave the field empty."),
+    "birth_date": N_("Enter the date of birth as YYYY-MM-DD."),
+    "name": N_("At most 200 characters."),
+    "phone": N_("At most 50 characters."),
 }
 
 
@@ -87,6 +143,11 @@ def _validated(model: type[Model], values: dict[str, Any]) -> Model:
 
 def _today() -> date:
     return deadlines.local_date(utcnow())
+
+
+def _local_moment(value: datetime) -> str:
+    """A moment in the organisation's time zone, as people there read it."""
+    return value.astimezone(cases.PRAGUE).strftime("%d. %m. %Y %H:%M")
 
 
 def _labels() -> dict[str, Any]:
@@ -174,8 +235,120 @@ async def _case_page(
             "max_extensions": deadlines.CZECH.max_extensions,
             "can_extend": case.extensions < deadlines.CZECH.max_extensions,
             "open_statuses": cases.OPEN_STATUSES,
+            "consent": CONSENT,
+            "events": await cases.timeline(session, access, report),
+            "case_actions": CASE_ACTIONS,
+            "detail_shown": DETAIL_SHOWN,
+            "detail_labels": {**OUTCOMES, **WAIVE_REASONS, **CHANNELS},
+            "local_moment": _local_moment,
         },
         status_code=status_code,
+    )
+
+
+def _record_page(
+    request: Request,
+    settings: Settings,
+    access: cases.CaseAccess,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    defaults = {"channel": "telephone", "received_on": _today().isoformat(), "anonymous": "true"}
+    return render(
+        request,
+        "admin/record.html",
+        {
+            "organisation": access.organisation,
+            "created": None,
+            "values": values or defaults,
+            "errors": errors or {},
+            "channels": CHANNELS,
+            "recorded_channels": RECORDED_CHANNELS,
+            "consent": CONSENT,
+            "categories": CATEGORIES,
+            "relationships": RELATIONSHIPS,
+            "max_files": settings.max_files,
+            "max_file_mb": settings.max_file_bytes // (1024 * 1024),
+            "today": _today(),
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/cases/new", response_class=HTMLResponse)
+async def record_report_form(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentMemberDep,
+    organisation: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    [access] = await cases.accessible_organisations(session, current, organisation)
+    return _record_page(request, settings, access)
+
+
+@router.post("/cases/new", response_class=HTMLResponse)
+async def record_report(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentMemberDep,
+    organisation: Annotated[str, Query(max_length=40)] = "",
+) -> Response:
+    [access] = await cases.accessible_organisations(session, current, organisation)
+    errors: dict[str, str] = {}
+    # As with a message: the form is read with the upload limits, then its CSRF token checked.
+    try:
+        data, files = await read_submission(
+            request, settings, RecordedReportCreate, form_fields={"csrf"}
+        )
+    except RequestValidationError as exc:
+        data, files = None, []
+        errors = {
+            str(e["loc"][-1]): RECORD_FIELD_HELP.get(str(e["loc"][-1]), N_("Check this field."))
+            for e in exc.errors()
+            if e.get("loc")
+        }
+    form = await request.form()
+    await require_csrf(current, str(form.get("csrf", "")))
+    values = {k: v for k, v in form.multi_items() if isinstance(v, str) and k != "csrf"}
+    status_code = 422
+    if data is not None:
+        try:
+            async with _step(session):  # a refused file leaves no half-stored case
+                submitted = await cases.record_report(session, settings, access, data, files)
+        except AppError as exc:
+            errors = {exc.field or "form": exc.message}
+            status_code = exc.status_code
+        else:
+            return _recorded_page(request, settings, access, submitted)
+    return _record_page(
+        request, settings, access, values=values, errors=errors, status_code=status_code
+    )
+
+
+def _recorded_page(
+    request: Request,
+    settings: Settings,
+    access: cases.CaseAccess,
+    submitted: reports.Submitted,
+) -> HTMLResponse:
+    """The case's reference and the tracking code to hand over: shown this once."""
+    return render(
+        request,
+        "admin/record.html",
+        {
+            "organisation": access.organisation,
+            "created": submitted.report,
+            "tracking_code": submitted.tracking_code,
+            "tracking_url": reports.tracking_url(settings, submitted.tracking_code),
+            "received_on": deadlines.local_date(submitted.report.received_at),
+        },
+        status_code=201,
+        # The code is not stored anywhere: no copy of this page either.
+        headers={"Cache-Control": "no-store"},
     )
 
 
@@ -354,6 +527,98 @@ async def add_note(
         await cases.add_note(session, access, report, data.body)
 
     return await _act(request, session, current, case_id, step(), "note")
+
+
+@router.post(
+    "/cases/{case_id}/record-comments", response_class=HTMLResponse, dependencies=[CsrfChecked]
+)
+async def add_record_comments(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+    body: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+
+    async def step() -> None:
+        data = _validated(BodyRequest, {"body": body})
+        await cases.add_record_comments(session, access, report, data.body)
+
+    return await _act(request, session, current, case_id, step(), "record_comments")
+
+
+@router.post("/cases/{case_id}/triage", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def record_triage(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+    priority: Annotated[str, Form(max_length=20)] = "normal",
+    completeness: Annotated[str, Form(max_length=40)] = "complete",
+    retaliation_risk: Annotated[str, Form(max_length=20)] = "low",
+    protection_plan: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+
+    async def step() -> None:
+        data = _validated(
+            Triage,
+            {
+                "priority": priority,
+                "completeness": completeness,
+                "retaliation_risk": retaliation_risk,
+                "protection_plan": protection_plan,
+            },
+        )
+        await cases.triage(session, access, report, data)
+
+    return await _act(request, session, current, case_id, step(), "triage")
+
+
+@router.post("/cases/{case_id}/identity", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def record_identity(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+    name: Annotated[str, Form(max_length=RAW_TEXT)] = "",
+    birth_date: Annotated[str, Form(max_length=40)] = "",
+    contact_address: Annotated[str, Form(max_length=RAW_TEXT)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+
+    async def step() -> None:
+        data = _validated(
+            IdentityUpdate,
+            {"name": name, "birth_date": birth_date, "contact_address": contact_address},
+        )
+        await cases.record_identity(session, access, report, data)
+
+    return await _act(request, session, current, case_id, step(), "identity")
+
+
+@router.post("/cases/{case_id}/meeting", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def plan_meeting(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentMemberDep,
+    when: Annotated[str, Form(max_length=40)] = "",
+    place: Annotated[str, Form(max_length=RAW_TEXT)] = "",
+    message: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+
+    async def step() -> None:
+        data = _validated(MeetingPlan, {"when": when, "place": place, "message": message})
+        if data.when.tzinfo is None:
+            # A datetime-local field: the person means their own clock, not UTC.
+            data = data.model_copy(update={"when": data.when.replace(tzinfo=cases.PRAGUE)})
+        await cases.plan_meeting(session, settings, access, report, data)
+
+    return await _act(request, session, current, case_id, step(), "meeting")
 
 
 @router.post("/cases/{case_id}/close", response_class=HTMLResponse, dependencies=[CsrfChecked])

@@ -10,7 +10,7 @@ from app import i18n
 from app.db import SessionDep
 from app.deps import CurrentMemberDep
 from app.i18n import N_, gettext
-from app.routers.case_pages import CHANNELS, OUTCOMES
+from app.routers.case_pages import CASE_ACTIONS, CHANNELS, OUTCOMES
 from app.schemas.report import CATEGORIES
 from app.services import cases, charts, organisations, statistics
 from app.templating import render, request_language
@@ -24,17 +24,8 @@ MONTHS = (
 OUTCOME_LABELS = {**OUTCOMES, "pending": N_("Pending")}
 AREA_LABELS = {**CATEGORIES, statistics.NO_AREA: N_("Not given")}
 ACTIONS = {
-    "case.read": N_("Opened the case"),
-    "case.acknowledge": N_("Acknowledged receipt"),
-    "case.acknowledgement_waived": N_("Waived the acknowledgement"),
-    "case.extend": N_("Extended the deadline"),
-    "case.decision": N_("Recorded the outcome"),
-    "case.measures": N_("Recorded the measures"),
-    "case.message": N_("Wrote to the whistleblower"),
-    "case.note": N_("Added an internal note"),
-    "case.close": N_("Closed the case"),
-    "case.file": N_("Downloaded a file"),
-    "case.record": N_("Recorded a report received in another way"),
+    **CASE_ACTIONS,
+    "case.triage": N_("Recorded the triage"),
     "register.export": N_("Exported the register"),
     "stats.read": N_("Viewed the statistics"),
     "member.invite": N_("Invited a designated person"),
@@ -55,6 +46,15 @@ def _chart(title: str, rows: list[tuple[str, int]]) -> Markup:
     return Markup(charts.bar_chart(title, [label for label, _ in rows], [n for _, n in rows]))  # noqa: S704
 
 
+TRIAGE_LABELS = {
+    "low": N_("Low"),
+    "normal": N_("Normal"),
+    "medium": N_("Medium"),
+    "high": N_("High"),
+    "not_triaged": N_("Not triaged yet"),
+}
+
+
 @router.get("/organisations/{slug}/statistics", response_class=HTMLResponse)
 async def show_statistics(
     slug: str,
@@ -73,6 +73,11 @@ async def show_statistics(
         (N_("Cases per channel"), _labelled(figures.per_channel, CHANNELS)),
         (N_("Cases per area"), _labelled(figures.per_area, AREA_LABELS)),
         (N_("Cases per outcome"), _labelled(figures.per_outcome, OUTCOME_LABELS)),
+        (N_("Cases per priority"), _labelled(figures.per_priority, TRIAGE_LABELS)),
+        (
+            N_("Cases per risk of retaliation"),
+            _labelled(figures.per_retaliation_risk, TRIAGE_LABELS),
+        ),
     ]
     tables = [
         {"title": gettext(title), "rows": rows, "chart": _chart(gettext(title), rows)}

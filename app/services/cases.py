@@ -289,7 +289,7 @@ async def read_case(
         meeting_requested=report.meeting_requested,
         meeting_planned_at=report.meeting_planned_at,
         record=reports.read_record(key, report),
-        triage=_read_triage(key, report),
+        triage=read_triage(key, report),
     )
 
 
@@ -545,7 +545,7 @@ async def plan_meeting(
     await session.flush()
 
 
-def _read_triage(key: bytes, report: Report) -> Triage | None:
+def read_triage(key: bytes, report: Report) -> Triage | None:
     if report.sealed_triage is None:
         return None
     plaintext = crypto.open_sealed(key, report.sealed_triage, reports.aad(b"triage", report.id))
@@ -583,7 +583,7 @@ async def timeline(
         rows = await session.execute(
             select(Member.id, Member.email).where(Member.id.in_(member_ids))
         )
-        emails = dict(rows.tuples().all())
+        emails = dict(rows.all())
     return [
         CaseEvent(
             created_at=event.created_at,

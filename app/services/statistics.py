@@ -48,6 +48,9 @@ class Statistics:
     per_channel: dict[str, int]
     per_area: dict[str, int]
     per_outcome: dict[str, int]
+    # ISO 37002 triage: cases not yet triaged count as "not_triaged".
+    per_priority: dict[str, int]
+    per_retaliation_risk: dict[str, int]
     median_days_to_acknowledgement: float | None
     median_days_to_outcome: float | None
     acknowledgements_on_time: Share
@@ -124,6 +127,9 @@ def _share(results: list[bool | None]) -> Share:
     return Share(met=sum(judged), total=len(judged))
 
 
+NOT_TRIAGED = "not_triaged"
+
+
 async def organisation_statistics(
     session: AsyncSession, access: CaseAccess, *, year: int | None = None
 ) -> Statistics:
@@ -146,13 +152,18 @@ async def organisation_statistics(
     per_month = [0] * 12
     channels: Counter[str] = Counter()
     areas: Counter[str] = Counter()
+    priorities: Counter[str] = Counter()
+    risks: Counter[str] = Counter()
     outcomes: Counter[str] = Counter(dict.fromkeys(OUTCOME_KEYS, 0))
     for report in found:
         per_month[deadlines.local_date(report.received_at).month - 1] += 1
         channels[report.channel] += 1
         outcomes[report.outcome or "pending"] += 1
-        category = reports.read_content(cases.report_key(access, report), report).category
-        areas[category or NO_AREA] += 1
+        key = cases.report_key(access, report)
+        areas[reports.read_content(key, report).category or NO_AREA] += 1
+        triage = cases.read_triage(key, report)
+        priorities[triage.priority if triage else NOT_TRIAGED] += 1
+        risks[triage.retaliation_risk if triage else NOT_TRIAGED] += 1
     await audit.record(
         session,
         organisation_id=organisation.id,
@@ -174,6 +185,8 @@ async def organisation_statistics(
         per_channel=_by_count(channels),
         per_area=_by_count(areas),
         per_outcome={key: outcomes[key] for key in OUTCOME_KEYS},
+        per_priority=_by_count(priorities),
+        per_retaliation_risk=_by_count(risks),
         median_days_to_acknowledgement=_median(acknowledged),
         median_days_to_outcome=_median(decided),
         acknowledgements_on_time=_share([_acknowledgement_met(r, today) for r in found]),
