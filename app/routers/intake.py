@@ -103,29 +103,35 @@ async def tracking_form(request: Request) -> HTMLResponse:
 
 
 async def _case_page(
-    request: Request,
-    session: SessionDep,
-    settings: Settings,
-    code: str,
-    *,
-    notice: str | None = None,
-    error: str | None = None,
-    status_code: int = 200,
+    request: Request, session: SessionDep, settings: Settings, code: str
 ) -> HTMLResponse:
     rate_limit(request, "lookup", settings.lookups_per_10_minutes, 600)
     try:
         opened = await reports.open_by_code(session, settings, code)
     except AppError as exc:
         return render(request, "public/track.html", {"error": exc.message}, status_code=404)
+    return await _render_case(request, session, settings, opened, code)
+
+
+async def _render_case(
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    opened: reports.OpenedReport,
+    code: str,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     view = await reports.whistleblower_view(session, opened)
-    received_on = deadlines.local_date(view.received_at)
     return render(
         request,
         "public/case.html",
         {
             "view": view,
             "code": code,
-            "received_on": received_on,
+            "received_on": deadlines.local_date(view.received_at),
             "categories": CATEGORIES,
             "relationships": RELATIONSHIPS,
             "notice": notice,
@@ -155,29 +161,32 @@ async def open_case_by_link(
 
 @router.post("/track/messages", response_class=HTMLResponse)
 async def write_message(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    rate_limit(request, "lookup", settings.lookups_per_10_minutes, 600)
-    form_code = ""
+    error: str | None = None
     try:
         data, files = await read_submission(request, settings, MessageCreate, form_fields={"code"})
-        form_code = str((await request.form()).get("code", ""))[:100]
-        opened = await reports.open_by_code(session, settings, form_code)
+    except RequestValidationError:
+        data, files, error = None, [], N_("Write a message (at most 20,000 characters).")
+    code = str((await request.form()).get("code", ""))[:100]
+    rate_limit(request, "lookup", settings.lookups_per_10_minutes, 600)
+    try:
+        opened = await reports.open_by_code(session, settings, code)
+    except AppError as exc:
+        return render(request, "public/track.html", {"error": exc.message}, status_code=404)
+    if data is None:
+        return await _render_case(
+            request, session, settings, opened, code, error=error, status_code=422
+        )
+    try:
         # A page answers the error instead of raising it: the savepoint drops a message
         # whose file was refused, so nothing half-sent is committed.
         async with session.begin_nested():
             await reports.add_whistleblower_message(session, settings, opened, data.body, files)
-    except RequestValidationError:
-        form_code = form_code or str((await request.form()).get("code", ""))[:100]
-        return await _case_page(
-            request, session, settings, form_code,
-            error=N_("Write a message (at most 20,000 characters)."), status_code=422,
-        )  # fmt: skip
     except AppError as exc:
-        if exc.code == "unknown_tracking_code":
-            return render(request, "public/track.html", {"error": exc.message}, status_code=404)
-        return await _case_page(
-            request, session, settings, form_code, error=exc.message, status_code=exc.status_code
-        )
-    return await _case_page(request, session, settings, form_code, notice=N_("Message sent."))
+        return await _render_case(
+            request, session, settings, opened, code, error=exc.message,
+            status_code=exc.status_code,
+        )  # fmt: skip
+    return await _render_case(request, session, settings, opened, code, notice=N_("Message sent."))
 
 
 @router.post("/track/files/{attachment_id}")
