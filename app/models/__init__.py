@@ -3,6 +3,14 @@
 from app.models.audit import AuditEvent
 from app.models.base import Base
 from app.models.member import Invitation, LoginThrottle, Member, MemberSession, Membership
+from app.models.operator import (
+    IncidentNotice,
+    Operator,
+    OperatorEvent,
+    OperatorSession,
+    SecurityIncident,
+    TermsVersion,
+)
 from app.models.organisation import Organisation
 from app.models.outbox import OutboxMail
 from app.models.report import (
@@ -10,6 +18,7 @@ from app.models.report import (
     AttachmentChunk,
     CaseNote,
     DeadlineReminder,
+    PurgedReport,
     Report,
     ReportMessage,
 )
@@ -21,13 +30,20 @@ __all__ = [
     "Base",
     "CaseNote",
     "DeadlineReminder",
+    "IncidentNotice",
     "Invitation",
     "LoginThrottle",
     "Member",
     "MemberSession",
     "Membership",
+    "Operator",
+    "OperatorEvent",
+    "OperatorSession",
     "Organisation",
     "OutboxMail",
+    "PurgedReport",
     "Report",
     "ReportMessage",
+    "SecurityIncident",
+    "TermsVersion",
 ]

@@ -22,6 +22,14 @@ class Organisation(UUIDPrimaryKey, Base):
     recovery_wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     blocked_at: Mapped[datetime | None]
+    # The operator's reason for the block, shown to the organisation's designated persons.
+    blocked_reason: Mapped[str] = mapped_column(String(500), default="")
+    # Set when the organisation cancels its registration: the form closes at once and every
+    # record of the organisation is erased when the export window after it has passed.
+    cancelled_at: Mapped[datetime | None]
+    # The version of the operator's terms the organisation accepted, and when.
+    terms_version: Mapped[str | None] = mapped_column(String(20))
+    terms_accepted_at: Mapped[datetime | None]
 
     # Settings of the public form and information page (public by nature, so in the clear).
     accepts_anonymous: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -33,7 +41,11 @@ class Organisation(UUIDPrimaryKey, Base):
 
     @property
     def can_receive_reports(self) -> bool:
-        return self.email_verified_at is not None and self.blocked_at is None
+        return (
+            self.email_verified_at is not None
+            and self.blocked_at is None
+            and self.cancelled_at is None
+        )
 
     @property
     def allowed_embed_origins(self) -> list[str]:

@@ -25,7 +25,7 @@ class Report(UUIDPrimaryKey, Base):
     reference_number: Mapped[int] = mapped_column(Integer)
     channel: Mapped[str] = mapped_column(String(20), default="web")
     status: Mapped[str] = mapped_column(String(20), default="received")
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     acknowledgement_due_on: Mapped[date | None]
     assessment_due_on: Mapped[date]
     meeting_due_on: Mapped[date | None]
@@ -56,6 +56,38 @@ class Report(UUIDPrimaryKey, Base):
     meeting_planned_at: Mapped[datetime | None]
     # ISO 37002 triage (priority, completeness, risk of retaliation, protection plan), sealed.
     sealed_triage: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # A legal hold (e.g. court proceedings) keeps the case past the retention period; the
+    # reason is sealed under the report key.
+    legal_hold_at: Mapped[datetime | None]
+    sealed_legal_hold: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class PurgedReport(Base):
+    """What remains of a report erased after the retention period: no personal data.
+
+    Kept for statistics and so that a reference is never given twice.
+    """
+
+    __tablename__ = "purged_report"
+    __table_args__ = (UniqueConstraint("organisation_id", "reference_year", "reference_number"),)
+
+    # The erased report's id, so audit events that name it still resolve to a reference.
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
+    reference_year: Mapped[int] = mapped_column(Integer)
+    reference_number: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    purged_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def reference(self) -> str:
+        return f"{self.reference_year}-{self.reference_number:04d}"
 
 
 class ReportMessage(UUIDPrimaryKey, Base):
