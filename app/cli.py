@@ -5,6 +5,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
+from pathlib import Path
 
 from app import migrate
 from app.config import Settings
@@ -65,6 +67,25 @@ async def _audit_verify(settings: Settings) -> bool:
     return all(result.ok for result in results.values())
 
 
+def _backup_or_restore(settings: Settings, command: str, path: Path, *, force: bool) -> None:
+    from app import backup
+
+    try:
+        if command == "backup":
+            backup.backup(settings, path, force=force)
+            print(f"Backup written to {path}.")  # noqa: T201
+        else:
+            backup.restore(settings, path)
+            print(f"Restored {path}; the database is up to date.")  # noqa: T201
+    except backup.BackupError as error:
+        print(f"pistalka {command}: {error}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(1) from None
+    print(  # noqa: T201
+        "The server secret key (PISTALKA_SECRET_KEY or DATA_DIR/secret.key) is not in the "
+        "backup: keep a copy of it apart from the backups; the service needs the same key."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pistalka", description="Píšťalka operator commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +98,20 @@ def main(argv: list[str] | None = None) -> None:
     audit = commands.add_parser("audit", help="audit trail commands")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     audit_commands.add_parser("verify", help="check every organisation's audit chain")
+    backup_help = (
+        "Report contents are in the backup only as ciphertext. Back up the server secret key "
+        "(PISTALKA_SECRET_KEY or DATA_DIR/secret.key) separately and keep it apart: without it "
+        "tracking codes and sealed server data do not work after a restore."
+    )
+    backup = commands.add_parser(
+        "backup", help="write a consistent snapshot of the database", description=backup_help
+    )
+    backup.add_argument("file", type=Path)
+    backup.add_argument("--force", action="store_true", help="overwrite an existing FILE")
+    restore = commands.add_parser(
+        "restore", help="restore a backup into an empty database", description=backup_help
+    )
+    restore.add_argument("file", type=Path)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -92,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "audit" and args.audit_command == "verify":
         if not asyncio.run(_audit_verify(settings)):
             raise SystemExit(1)
+    elif args.command in ("backup", "restore"):
+        _backup_or_restore(settings, args.command, args.file, force=getattr(args, "force", False))
 
 
 if __name__ == "__main__":
