@@ -1,0 +1,311 @@
+"""What the benchmarks share: a fresh database, the production server as a subprocess, figures.
+
+Every benchmark starts `pistalka serve` itself on a free port, against an emptied PostgreSQL
+database by default, and stops it at the end. Limits meant for humans (submissions per hour,
+lookups, the form's minimum fill time) are raised so that the load is not refused.
+"""
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test_bench"
+PASSWORD = "correct horse battery"  # noqa: S105 - a throwaway account of the benchmark
+HIGH_LIMIT = str(10**9)
+
+
+def arguments(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_DATABASE_URL,
+        help="PostgreSQL database to use; its public schema is wiped at start",
+    )
+    return parser
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _plain_url(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def wipe_database(database_url: str) -> None:
+    """An empty public schema; `pistalka serve` migrates it on start."""
+    connection = await asyncpg.connect(_plain_url(database_url))
+    try:
+        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await connection.close()
+
+
+async def sql(database_url: str, statement: str, *params: object) -> str:
+    connection = await asyncpg.connect(_plain_url(database_url))
+    try:
+        return str(await connection.execute(statement, *params))
+    finally:
+        await connection.close()
+
+
+def server_env(database_url: str, data_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PISTALKA_")}
+    env.update(
+        PISTALKA_DATABASE_URL=database_url,
+        PISTALKA_DATA_DIR=str(data_dir),
+        PISTALKA_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        PISTALKA_SUBMISSIONS_PER_HOUR=HIGH_LIMIT,
+        PISTALKA_LOOKUPS_PER_10_MINUTES=HIGH_LIMIT,
+        PISTALKA_FORM_MIN_FILL_SECONDS="0",
+        # An unreachable mail server: the outbox fills, nothing is sent (--no-worker anyway).
+        PISTALKA_SMTP_PORT="1",
+    )
+    env.update({f"PISTALKA_{key.upper()}": value for key, value in extra.items()})
+    return env
+
+
+class Server:
+    """A server subprocess on 127.0.0.1; `url` to reach it, `pid` to watch it."""
+
+    def __init__(self, command: Sequence[str], env: dict[str, str], port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(  # noqa: S603 - our own command line
+            list(command),
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_ready(self, path: str = "/healthz", timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited:\n{self.output()}")
+            try:
+                if httpx.get(self.url + path, timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the server did not answer in {timeout} s:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+@contextmanager
+def pistalka(
+    database_url: str, workers: int = 1, wipe: bool = True, **settings: str
+) -> Iterator[Server]:
+    """The production command, `pistalka serve --no-worker`, on a fresh data directory."""
+    if wipe:
+        asyncio.run(wipe_database(database_url))
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="pistalka-bench-") as data_dir:
+        command = [str(BIN / "pistalka"), "serve", "--no-worker", "--host", "127.0.0.1"]
+        command += ["--port", str(port)]
+        if workers > 1:
+            command += ["--workers", str(workers)]
+        server = Server(command, server_env(database_url, Path(data_dir), port, **settings), port)
+        try:
+            server.wait_ready()
+            yield server
+        finally:
+            server.stop()
+
+
+def organisation_body(slug: str = "bench-org") -> dict[str, Any]:
+    return {
+        "slug": slug,
+        "name": "Bench s.r.o.",
+        "ico": "26843820",
+        "address": "Benchová 1, 110 00 Praha 1",
+        "email": f"dp@{slug}.example.cz",
+        "password": PASSWORD,
+    }
+
+
+def set_up_organisation(server: Server, database_url: str, slug: str = "bench-org") -> str:
+    """Register an organisation through the API and mark its address verified; its slug."""
+    body = organisation_body(slug)
+    response = httpx.post(f"{server.url}/api/v1/organisations", json=body, timeout=60)
+    assert response.status_code == 201, response.text
+    # The verification link goes out by mail; the benchmark marks the address verified directly.
+    asyncio.run(
+        sql(
+            database_url,
+            "UPDATE organisation SET email_verified_at = now() WHERE slug = $1",
+            slug,
+        )
+    )
+    return slug
+
+
+def login_credentials(slug: str = "bench-org") -> dict[str, str]:
+    body = organisation_body(slug)
+    return {"email": body["email"], "password": body["password"]}
+
+
+def report_body(size: int = 5000) -> dict[str, Any]:
+    """A report of about `size` bytes of JSON, as the form would send it."""
+    sentence = "The director approved invoices for work that was never done. "
+    description = (sentence * (size // len(sentence) + 1))[: size - 200]
+    return {
+        "description": description,
+        "category": "financial_services",
+        "occurred_at": "March 2026",
+        "location": "Head office",
+        "relationship": "employee",
+        "anonymous": True,
+    }
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of the samples (fraction 0.5 for the median)."""
+    ordered = sorted(samples)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def latency_line(name: str, samples_ms: Sequence[float]) -> str:
+    return (
+        f"{name:<40} p50 {percentile(samples_ms, 0.5):7.1f} ms  "
+        f"p95 {percentile(samples_ms, 0.95):7.1f} ms  p99 {percentile(samples_ms, 0.99):7.1f} ms"
+        f"  (n={len(samples_ms)})"
+    )
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of a process, in KiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0])
+    return values
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.partition(":")[2].strip()
+            break
+    return f"{cpus} CPUs ({model}), Python {sys.version.split()[0]}"
+
+
+@dataclass
+class LoadResult:
+    """Latencies of the successful requests of a measured window, and the failures by cause."""
+
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies_ms) / self.seconds
+
+    def merge(self, other: "LoadResult") -> None:
+        self.latencies_ms += other.latencies_ms
+        for cause, count in other.errors.items():
+            self.errors[cause] = self.errors.get(cause, 0) + count
+
+
+async def post_load(
+    url: str,
+    body: dict[str, Any],
+    clients: int,
+    seconds: float,
+    warmup: float = 2.0,
+    expected: int = 201,
+) -> LoadResult:
+    """`clients` loops posting `body` back to back; requests begun during warm-up do not count."""
+    loop = asyncio.get_running_loop()
+    measure_from = loop.time() + warmup
+    end = measure_from + seconds
+    result = LoadResult(seconds=seconds)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def one_client() -> None:
+            while (start := loop.time()) < end:
+                try:
+                    response = await client.post(url, json=body)
+                    cause = "" if response.status_code == expected else str(response.status_code)
+                except httpx.HTTPError as exc:
+                    cause = type(exc).__name__
+                if start < measure_from:
+                    continue
+                if cause:
+                    result.errors[cause] = result.errors.get(cause, 0) + 1
+                else:
+                    result.latencies_ms.append((loop.time() - start) * 1000)
+
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+    return result
+
+
+def _load_in_process(args: tuple[str, dict[str, Any], int, float, float]) -> LoadResult:
+    return asyncio.run(post_load(*args))
+
+
+def load(
+    url: str,
+    body: dict[str, Any],
+    clients: int,
+    seconds: float,
+    processes: int = 1,
+    warmup: float = 2.0,
+) -> LoadResult:
+    """post_load, its clients spread over `processes` client processes when more than one."""
+    if processes <= 1:
+        return asyncio.run(post_load(url, body, clients, seconds, warmup))
+    shares = [clients // processes + (i < clients % processes) for i in range(processes)]
+    with multiprocessing.Pool(processes) as pool:
+        parts = pool.map(_load_in_process, [(url, body, n, seconds, warmup) for n in shares])
+    total = LoadResult(seconds=seconds)
+    for part in parts:
+        total.merge(part)
+    return total
