@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crypto
@@ -164,6 +164,16 @@ async def _next_reference_number(
     session: AsyncSession, organisation: Organisation, year: int
 ) -> int:
     """The next number of the organisation's yearly series, taken under a lock on the row."""
+    if (await session.connection()).dialect.name == "sqlite":
+        # FOR UPDATE is a no-op there and pysqlite reads outside a transaction until the first
+        # write: a write matching nothing takes the write lock, so two reports never share a
+        # number.
+        await session.execute(
+            update(Organisation)
+            .where(false())
+            .values(slug=Organisation.slug)
+            .execution_options(synchronize_session=False)
+        )
     await session.execute(
         select(Organisation.id).where(Organisation.id == organisation.id).with_for_update()
     )

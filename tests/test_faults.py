@@ -1,0 +1,317 @@
+"""Faults: the server killed mid-request, SMTP down, PostgreSQL stopped and started again.
+
+The server runs as a real process (`pistalka serve`), so a SIGKILL leaves what a power cut
+would: open transactions, half-sent bodies, connections cut without a goodbye.
+"""
+
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.models import Attachment, AttachmentChunk, Report, ReportMessage
+from tests.factories import login, submit, verified_organisation
+from tests.served import ServedApp
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+CLIENTS = 6
+KILL_AFTER_CODES = 12
+
+
+@pytest.fixture
+def served(tmp_path: Path, database_url: str) -> Iterator[ServedApp]:
+    app = ServedApp(tmp_path / "served", database_url)
+    try:
+        yield app.start()
+    finally:
+        app.stop()
+
+
+@dataclass
+class Sent:
+    description: str
+    file: bytes | None
+    code: str = ""
+
+
+@dataclass
+class Stream:
+    """What the clients sent and what answered with a tracking code before the kill."""
+
+    answered: list[Sent] = field(default_factory=list)
+    unanswered: int = 0
+
+
+async def _submit_until_cut(url: str, slug: str, stream: Stream, stop: asyncio.Event) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        for n in range(500):  # bounded even if the kill never came
+            if stop.is_set():
+                return
+            sent = Sent(description=f"Report {secrets.token_hex(8)}", file=None)
+            try:
+                if n % 2:
+                    sent.file = secrets.token_bytes(300 * 1024)
+                    response = await http.post(
+                        f"/api/v1/public/{slug}/reports",
+                        data={"description": sent.description},
+                        files={"files": ("evidence.bin", sent.file)},
+                    )
+                else:
+                    response = await http.post(
+                        f"/api/v1/public/{slug}/reports", json={"description": sent.description}
+                    )
+            except httpx.TransportError:
+                stream.unanswered += 1
+                return
+            assert response.status_code == 201, response.text
+            sent.code = response.json()["tracking_code"]
+            stream.answered.append(sent)
+
+
+async def _counts(sessionmaker: Sessionmaker) -> dict[str, int]:
+    async with sessionmaker() as session:
+        return {
+            "reports": await session.scalar(select(func.count()).select_from(Report)) or 0,
+            "messages": await session.scalar(select(func.count()).select_from(ReportMessage)) or 0,
+            "attachments": await session.scalar(select(func.count()).select_from(Attachment)) or 0,
+            "chunks": await session.scalar(select(func.count()).select_from(AttachmentChunk)) or 0,
+        }
+
+
+async def _assert_no_half_written_files(sessionmaker: Sessionmaker) -> None:
+    async with sessionmaker() as session:
+        incomplete = await session.scalar(
+            select(func.count()).select_from(Attachment).where(Attachment.complete.is_(False))
+        )
+        assert incomplete == 0
+        rows = await session.execute(
+            select(Attachment.id, Attachment.chunk_count, func.count(AttachmentChunk.id))
+            .outerjoin(AttachmentChunk, AttachmentChunk.attachment_id == Attachment.id)
+            .group_by(Attachment.id, Attachment.chunk_count)
+        )
+        for attachment_id, chunk_count, stored in rows:
+            assert stored == chunk_count, attachment_id
+        orphans = await session.scalar(
+            select(func.count())
+            .select_from(AttachmentChunk)
+            .where(~AttachmentChunk.attachment_id.in_(select(Attachment.id)))
+        )
+        assert orphans == 0
+
+
+async def _designated_persons_cases(client: httpx.AsyncClient, email: str) -> list[str]:
+    """The description of every case, as the designated person reads it."""
+    assert (await login(client, email)).status_code == 200
+    listed = await client.get("/api/v1/cases")
+    assert listed.status_code == 200
+    descriptions = []
+    for item in listed.json()["items"]:
+        case = await client.get(
+            f"/api/v1/cases/{item['id']}", headers={"X-Access-Reason": "Checking after a crash"}
+        )
+        assert case.status_code == 200, case.text
+        descriptions.append(case.json()["report"]["description"])
+    return descriptions
+
+
+async def test_reports_answered_before_a_sigkill_are_whole_and_nothing_is_half_written(
+    served: ServedApp, client: httpx.AsyncClient, sessionmaker: Sessionmaker
+) -> None:
+    organisation = await verified_organisation(client, sessionmaker)
+    stream, stop = Stream(), asyncio.Event()
+    tasks = [
+        asyncio.create_task(_submit_until_cut(served.url, organisation["slug"], stream, stop))
+        for _ in range(CLIENTS)
+    ]
+    async with asyncio.timeout(120):
+        while len(stream.answered) < KILL_AFTER_CODES:
+            assert not all(task.done() for task in tasks), "the clients stopped early"
+            await asyncio.sleep(0.005)
+    served.kill()
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert stream.unanswered > 0, "the kill cut no request: nothing was tested mid-stream"
+
+    served.start()
+    async with httpx.AsyncClient(base_url=served.url, timeout=60) as http:
+        for sent in stream.answered:
+            view = await http.get(
+                "/api/v1/public/reports/self", headers={"X-Tracking-Code": sent.code}
+            )
+            assert view.status_code == 200, view.text
+            assert view.json()["report"]["description"] == sent.description
+            files = view.json()["attachments"]
+            if sent.file is None:
+                assert files == []
+                continue
+            [attachment] = files
+            download = await http.get(
+                f"/api/v1/public/reports/self/files/{attachment['id']}",
+                headers={"X-Tracking-Code": sent.code},
+            )
+            assert download.status_code == 200
+            assert download.content == sent.file
+
+    counts = await _counts(sessionmaker)
+    # A request cut after its commit but before its answer leaves a whole report without a code.
+    assert len(stream.answered) <= counts["reports"] <= len(stream.answered) + stream.unanswered
+    await _assert_no_half_written_files(sessionmaker)
+    descriptions = await _designated_persons_cases(client, organisation["email"])
+    assert len(descriptions) == counts["reports"]
+    assert {sent.description for sent in stream.answered} <= set(descriptions)
+    assert all(d.startswith("Report ") for d in descriptions)
+
+
+async def _slow_body(body: bytes, half_sent: asyncio.Event) -> AsyncIterator[bytes]:
+    piece = 256 * 1024
+    for start in range(0, len(body), piece):
+        if start >= len(body) // 2 and not half_sent.is_set():
+            half_sent.set()
+            await asyncio.sleep(0.5)  # time for the kill to land mid-body
+        yield body[start : start + piece]
+
+
+def _multipart(fields: dict[str, str], file: bytes) -> tuple[bytes, str]:
+    boundary = secrets.token_hex(16)
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+        f'filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+        + file
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+async def _chunk_insert_running(sessionmaker: Sessionmaker) -> bool:
+    async with sessionmaker() as session:
+        running = await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE query LIKE 'INSERT INTO attachment_chunk%' AND pid <> pg_backend_pid()"
+            )
+        )
+    return bool(running)
+
+
+@pytest.fixture
+def big_files(tmp_path: Path, database_url: str) -> Iterator[ServedApp]:
+    """A server that takes files large enough to be killed while it stores one."""
+    app = ServedApp(tmp_path / "served", database_url, max_file_bytes=48 * 1024 * 1024)
+    try:
+        yield app.start()
+    finally:
+        app.stop()
+
+
+@pytest.mark.parametrize("moment", ["while_uploading", "while_storing"])
+async def test_sigkill_during_a_file_upload_leaves_no_trace_of_the_message(
+    moment: str,
+    backend: str,
+    database_url: str,
+    big_files: ServedApp,
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+) -> None:
+    organisation = await verified_organisation(client, sessionmaker)
+    code = (await submit(client, organisation["slug"]))["tracking_code"]
+    before = await _counts(sessionmaker)
+    wal = Path(database_url.removeprefix("sqlite:///") + "-wal")
+    wal_before = wal.stat().st_size if backend == "sqlite" and wal.exists() else 0
+    body, content_type = _multipart({"body": "Here is the contract."}, os.urandom(40 * 1024**2))
+    half_sent = asyncio.Event()
+
+    async def send() -> None:
+        async with httpx.AsyncClient(base_url=big_files.url, timeout=120) as http:
+            with contextlib.suppress(httpx.TransportError):
+                response = await http.post(
+                    "/api/v1/public/reports/self/messages",
+                    content=_slow_body(body, half_sent),
+                    headers={"X-Tracking-Code": code, "Content-Type": content_type},
+                )
+                pytest.fail(f"the request was answered before the kill: {response.status_code}")
+
+    sender = asyncio.create_task(send())
+    async with asyncio.timeout(120):
+        if moment == "while_uploading":
+            await half_sent.wait()
+        elif backend == "postgres":
+            while not await _chunk_insert_running(sessionmaker):
+                assert not sender.done()
+                await asyncio.sleep(0.005)
+        else:
+            # SQLite spills a large uncommitted transaction into its write-ahead log.
+            while not wal.exists() or wal.stat().st_size < wal_before + 8 * 1024**2:
+                assert not sender.done()
+                await asyncio.sleep(0.005)
+    big_files.kill()
+    await sender
+
+    assert await _counts(sessionmaker) == before
+    big_files.start()
+    async with httpx.AsyncClient(base_url=big_files.url, timeout=60) as http:
+        view = await http.get("/api/v1/public/reports/self", headers={"X-Tracking-Code": code})
+        assert view.status_code == 200
+        assert view.json()["messages"] == []
+        assert view.json()["attachments"] == []
+        # The restarted service takes the same message whole.
+        again = await http.post(
+            "/api/v1/public/reports/self/messages",
+            data={"body": "Here is the contract."},
+            files={"files": ("small.bin", b"contract")},
+            headers={"X-Tracking-Code": code},
+        )
+        assert again.status_code == 201, again.text
+        assert [m["body"] for m in again.json()["messages"]] == ["Here is the contract."]
+    await _assert_no_half_written_files(sessionmaker)
+
+
+async def test_a_file_never_marked_complete_is_neither_listed_nor_served(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker
+) -> None:
+    # The code stores a file and marks it complete in one transaction, so a crash leaves no
+    # such row; should one ever be written (by an older version, by hand), nobody is shown it.
+    organisation = await verified_organisation(client, sessionmaker)
+    code = (await submit(client, organisation["slug"]))["tracking_code"]
+    async with sessionmaker() as session, session.begin():
+        report = await session.scalar(select(Report))
+        assert report is not None
+        attachment = Attachment(
+            organisation_id=report.organisation_id,
+            report_id=report.id,
+            uploaded_by="whistleblower",
+            sealed_meta=b"\x01half",
+            chunk_count=1,
+            complete=False,
+        )
+        session.add(attachment)
+        await session.flush()
+        session.add(AttachmentChunk(attachment_id=attachment.id, index=0, data=b"\x01half"))
+    headers = {"X-Tracking-Code": code}
+
+    view = await client.get("/api/v1/public/reports/self", headers=headers)
+    assert view.status_code == 200
+    assert view.json()["attachments"] == []
+    download = await client.get(
+        f"/api/v1/public/reports/self/files/{attachment.id}", headers=headers
+    )
+    assert download.status_code == 404
+    assert (await login(client, organisation["email"])).status_code == 200
+    reason = {"X-Access-Reason": "Checking the files"}
+    case = await client.get(f"/api/v1/cases/{report.id}", headers=reason)
+    assert case.status_code == 200
+    assert case.json()["attachments"] == []
+    files = await client.get(f"/api/v1/cases/{report.id}/files/{attachment.id}", headers=reason)
+    assert files.status_code == 404
