@@ -6,6 +6,7 @@ import contextlib
 import logging
 import signal
 import sys
+from datetime import date
 from pathlib import Path
 
 from app import migrate
@@ -86,6 +87,46 @@ def _backup_or_restore(settings: Settings, command: str, path: Path, *, force: b
     )
 
 
+async def _purge(settings: Settings, as_of: date, dry_run: bool) -> None:
+    from datetime import UTC, datetime, time, timedelta
+
+    from sqlalchemy import select
+
+    from app.db import create_engine, create_sessionmaker
+    from app.models import Organisation
+    from app.services import leaving, retention
+
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    # Organisations cancelled more than the export window before the start of the as-of day.
+    moment = datetime.combine(as_of, time(), retention.PRAGUE).astimezone(UTC)
+    try:
+        if not dry_run:
+            erased = await retention.purge(sessionmaker, as_of)
+            organisations = await leaving.erase_cancelled(sessionmaker, moment)
+            print(f"Erased {erased} reports and {organisations} cancelled organisations.")  # noqa: T201
+            return
+        async with sessionmaker() as session:
+            expired = await retention.expired_reports(session, as_of)
+            slugs = dict((await session.execute(select(Organisation.id, Organisation.slug))).all())
+            cutoff = moment - timedelta(days=leaving.EXPORT_WINDOW_DAYS)
+            leaving_slugs = list(
+                await session.scalars(
+                    select(Organisation.slug).where(Organisation.cancelled_at < cutoff)
+                )
+            )
+        for item in expired:
+            print(f"report {slugs[item.organisation_id]} {item.reference}")  # noqa: T201
+        for slug in leaving_slugs:
+            print(f"organisation {slug}")  # noqa: T201
+        print(  # noqa: T201
+            f"Dry run: {len(expired)} reports and {len(leaving_slugs)} cancelled organisations "
+            "would be erased; nothing was changed."
+        )
+    finally:
+        await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pistalka", description="Píšťalka operator commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +153,11 @@ def main(argv: list[str] | None = None) -> None:
         "restore", help="restore a backup into an empty database", description=backup_help
     )
     restore.add_argument("file", type=Path)
+    purge = commands.add_parser(
+        "purge", help="erase reports past the 5-year retention and organisations that left"
+    )
+    purge.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
+    purge.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -124,6 +170,13 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "worker":
         migrate.upgrade(settings)
         asyncio.run(_worker(settings))
+    elif args.command == "purge":
+        from app.models.base import utcnow
+        from app.services.deadlines import local_date
+
+        if not args.dry_run:
+            migrate.upgrade(settings)
+        asyncio.run(_purge(settings, args.as_of or local_date(utcnow()), args.dry_run))
     elif args.command == "audit" and args.audit_command == "verify":
         if not asyncio.run(_audit_verify(settings)):
             raise SystemExit(1)

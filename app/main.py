@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.bodylimit import BodyLimit
@@ -30,8 +31,10 @@ from app.routers import (
     api_settings,
     api_team,
     case_pages,
+    export,
     insight_pages,
     intake,
+    leaving,
     public,
     register_pages,
     team_pages,
@@ -107,6 +110,20 @@ async def _handle_http_error(request: Request, exc: Exception) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed"}
     message = N_("Not found.") if exc.status_code == 404 else str(exc.detail)
     return error_response(request, exc.status_code, codes.get(exc.status_code, "error"), message)
+
+
+async def _handle_database_unavailable(request: Request, exc: Exception) -> Response:
+    # The database is down or restarting: a clear 503 instead of a 500; the pool's pre-ping
+    # replaces dead connections, so the service recovers by itself once the database is back.
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    response = error_response(
+        request,
+        503,
+        "database_unavailable",
+        N_("The service is temporarily unavailable. Try again in a few minutes."),
+    )
+    response.headers["Retry-After"] = "30"
+    return response
 
 
 def is_whistleblower_path(path: str) -> bool:
@@ -202,6 +219,9 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.add_exception_handler(AppError, _handle_app_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_error)
+    # Refused or reset connections reach us unwrapped from asyncpg's connect.
+    for unavailable in (OperationalError, InterfaceError, ConnectionError):
+        app.add_exception_handler(unavailable, _handle_database_unavailable)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api_organisations.router)
     app.include_router(api_auth.router)
@@ -210,12 +230,15 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.include_router(api_team.router)
     app.include_router(api_public.router)
     app.include_router(api_register.router)
+    app.include_router(leaving.api)
     app.include_router(admin.router)
     app.include_router(case_pages.router)
     app.include_router(insight_pages.router)
     app.include_router(register_pages.router)
     app.include_router(team_pages.router)
     app.include_router(settings_pages.router)
+    app.include_router(export.router)
+    app.include_router(leaving.pages)
     app.include_router(public.router)
     app.include_router(intake.router)  # last: it owns the catch-all /{slug}
     return app

@@ -1,4 +1,4 @@
-"""The background worker: runs the periodic jobs (e-mail now; reminders and purge later).
+"""The background worker: runs the periodic jobs (reminders, the retention purge, e-mail).
 
 Every job takes rows under a lease, so any number of workers may run side by side.
 """
@@ -9,11 +9,13 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.services import mail, reminders
+from app.models.base import utcnow
+from app.services import deadlines, leaving, mail, reminders, retention
 
 logger = logging.getLogger("pistalka.worker")
 
@@ -37,12 +39,27 @@ async def remind_deadlines(
     return await reminders.send_reminders(sessionmaker, settings)
 
 
+async def purge_expired(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> int:
+    """Erase what is past retention and the organisations whose export window has passed.
+
+    Runs once per local day in this process; running it in several workers is harmless.
+    """
+    global _purged_on
+    today = deadlines.local_date(utcnow())
+    if _purged_on == today:
+        return 0
+    _purged_on = today
+    erased = await retention.purge(sessionmaker, today)
+    return erased + await leaving.erase_cancelled(sessionmaker)
+
+
 REMINDER_INTERVAL = 600.0
 _reminded_at: float | None = None
+_purged_on: date | None = None
 
 # Run in this order on every round; a new periodic job is one more function here. Reminders
 # come first, so the mails they queue go out in the same round.
-JOBS: list[Job] = [remind_deadlines, deliver_mail]
+JOBS: list[Job] = [purge_expired, remind_deadlines, deliver_mail]
 
 
 async def run_jobs(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:

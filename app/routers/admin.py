@@ -9,12 +9,14 @@ from fastapi.responses import HTMLResponse, Response
 from app.db import SessionDep
 from app.deps import CurrentMemberDep, OptionalMemberDep, SettingsDep, require_csrf
 from app.errors import AppError
+from app.models.base import utcnow
 from app.routers.cookies import clear_session_cookie, set_session_cookie
-from app.services import auth, cases
+from app.services import auth, cases, deadlines, leaving, retention
 from app.templating import redirect, render
 
 router = APIRouter(include_in_schema=False)
 CsrfChecked = Depends(require_csrf)
+PURGE_NOTICE_DAYS = 90
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -66,10 +68,29 @@ async def dashboard(request: Request, current: CurrentMemberDep, session: Sessio
     for item in await cases.list_cases(session, accesses):
         case_counts[item.organisation]["total"] += 1
         case_counts[item.organisation]["overdue"] += int(item.overdue)
+    today = deadlines.local_date(utcnow())
+    purge_soon = {
+        organisation.slug: await retention.due_soon(
+            session, organisation.id, today, PURGE_NOTICE_DAYS
+        )
+        for organisation in organisations
+    }
+    erase_on = {
+        organisation.slug: deadlines.local_date(due)
+        for organisation in organisations
+        if (due := leaving.erasure_due(organisation)) is not None
+    }
     return render(
         request,
         "admin/dashboard.html",
-        {"member": current.member, "organisations": organisations, "case_counts": case_counts},
+        {
+            "member": current.member,
+            "organisations": organisations,
+            "case_counts": case_counts,
+            "purge_soon": purge_soon,
+            "purge_days": PURGE_NOTICE_DAYS,
+            "erase_on": erase_on,
+        },
     )
 
 

@@ -16,6 +16,7 @@ from app.schemas.case import (
     DecisionRequest,
     ExtendRequest,
     IdentityUpdate,
+    LegalHoldRequest,
     MeetingPlan,
     RecordedReportCreate,
     RecordedReportCreated,
@@ -216,6 +217,24 @@ async def triage(
     """Record the triage (ISO 37002): priority, completeness, retaliation risk, protection."""
     access, report = await cases.open_case(session, current, case_id)
     await cases.triage(session, access, report, data)
+    return await _reread(session, current, case_id)
+
+
+@router.post("/{case_id}/legal-hold")
+async def hold(
+    case_id: str, data: LegalHoldRequest, session: SessionDep, current: CurrentMemberDep
+) -> CaseRead:
+    """Put the case on legal hold: it is not purged after five years until released."""
+    access, report = await cases.open_case(session, current, case_id)
+    await cases.hold(session, access, report, data.reason)
+    return await _reread(session, current, case_id)
+
+
+@router.delete("/{case_id}/legal-hold")
+async def release_hold(case_id: str, session: SessionDep, current: CurrentMemberDep) -> CaseRead:
+    """Release the legal hold."""
+    access, report = await cases.open_case(session, current, case_id)
+    await cases.release_hold(session, access, report)
     return await _reread(session, current, case_id)
 
 

@@ -82,6 +82,8 @@ DONE = {
     "message": N_("Message sent to the whistleblower."),
     "note": N_("Internal note added."),
     "closed": N_("The case is closed."),
+    "held": N_("The case is on legal hold: it is kept past the retention period until released."),
+    "hold_released": N_("The legal hold was released."),
     "record_comments": N_("The whistleblower's comments on the record were stored."),
     "identity": N_("The whistleblower's identity was recorded."),
     "triage": N_("The triage was recorded."),
@@ -104,6 +106,8 @@ CASE_ACTIONS = {
     "case.identity": N_("Recorded the whistleblower's identity"),
     "case.meeting": N_("Planned the personal meeting"),
     "case.triage": N_("Recorded the triage"),
+    "case.legal_hold": N_("Put the case on legal hold"),
+    "case.legal_hold_released": N_("Released the legal hold"),
 }
 # Events whose detail the timeline shows: the reason of access and values chosen from a list.
 # Other details (a file's id, say) say nothing useful and are left to the audit page.
@@ -619,6 +623,39 @@ async def plan_meeting(
         await cases.plan_meeting(session, settings, access, report, data)
 
     return await _act(request, session, current, case_id, step(), "meeting")
+
+
+@router.post("/cases/{case_id}/legal-hold", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def hold(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+    reason: Annotated[str, Form(max_length=RAW_TEXT)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+    return await _act(
+        request, session, current, case_id, cases.hold(session, access, report, reason), "held"
+    )
+
+
+@router.post(
+    "/cases/{case_id}/legal-hold/release",
+    response_class=HTMLResponse,
+    dependencies=[CsrfChecked],
+)
+async def release_hold(
+    case_id: str, request: Request, session: SessionDep, current: CurrentMemberDep
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+    return await _act(
+        request,
+        session,
+        current,
+        case_id,
+        cases.release_hold(session, access, report),
+        "hold_released",
+    )
 
 
 @router.post("/cases/{case_id}/close", response_class=HTMLResponse, dependencies=[CsrfChecked])

@@ -29,6 +29,9 @@ class CaseSummary(BaseModel):
     extensions: int
     overdue: bool
     next_deadline: date | None
+    # The last day of the five-year retention; a case on legal hold is kept past it.
+    retain_until: date
+    legal_hold: bool
 
 
 Channel = Literal["telephone", "in_person", "post", "oral"]
@@ -111,6 +114,7 @@ class CaseRead(CaseSummary):
     meeting_planned_at: datetime | None
     record: RecordRead | None
     triage: Triage | None
+    legal_hold_reason: str | None
 
 
 class AcknowledgeRequest(BaseModel):
@@ -119,6 +123,12 @@ class AcknowledgeRequest(BaseModel):
     message: OptionalBody = ""
     # Instead of acknowledging: one of the two statutory reasons not to.
     waive: Literal["whistleblower_asked", "would_reveal_identity"] | None = None
+
+
+class LegalHoldRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
 
 
 class ExtendRequest(BaseModel):

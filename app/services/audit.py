@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -96,9 +97,26 @@ async def record(
     detail: str = "",
 ) -> AuditEvent:
     """Append the next event of the organisation's chain in the caller's transaction."""
-    if not action or len(action) > MAX_ACTION_LENGTH:
-        raise ValueError(f"audit action must be 1 to {MAX_ACTION_LENGTH} characters")
-    detail = detail[:MAX_DETAIL_LENGTH]
+    events = await record_many(
+        session,
+        organisation_id=organisation_id,
+        events=[(action, report_id, detail)],
+        member_id=member_id,
+    )
+    return events[0]
+
+
+async def record_many(
+    session: AsyncSession,
+    *,
+    organisation_id: uuid.UUID,
+    events: Sequence[tuple[str, uuid.UUID | None, str]],
+    member_id: uuid.UUID | None = None,
+) -> list[AuditEvent]:
+    """Append events (action, report id, detail) to the chain under one lock, in order."""
+    for action, _, _ in events:
+        if not action or len(action) > MAX_ACTION_LENGTH:
+            raise ValueError(f"audit action must be 1 to {MAX_ACTION_LENGTH} characters")
     await _lock_chain(session, organisation_id)
     last = (
         await session.execute(
@@ -108,19 +126,14 @@ async def record(
             .limit(1)
         )
     ).first()
-    seq, prev_hash = (last.seq + 1, last.hash) if last is not None else (1, GENESIS_HASH)
+    seq, prev_hash = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
     # Set here rather than by the column default: the hash must cover the stored value.
     created_at = utcnow()
-    event = AuditEvent(
-        organisation_id=organisation_id,
-        seq=seq,
-        created_at=created_at,
-        member_id=member_id,
-        report_id=report_id,
-        action=action,
-        detail=detail,
-        prev_hash=prev_hash,
-        hash=event_hash(
+    appended = []
+    for action, report_id, detail in events:
+        seq += 1
+        detail = detail[:MAX_DETAIL_LENGTH]
+        event = AuditEvent(
             organisation_id=organisation_id,
             seq=seq,
             created_at=created_at,
@@ -129,12 +142,23 @@ async def record(
             action=action,
             detail=detail,
             prev_hash=prev_hash,
-        ),
-    )
-    session.add(event)
+            hash=event_hash(
+                organisation_id=organisation_id,
+                seq=seq,
+                created_at=created_at,
+                member_id=member_id,
+                report_id=report_id,
+                action=action,
+                detail=detail,
+                prev_hash=prev_hash,
+            ),
+        )
+        prev_hash = event.hash
+        appended.append(event)
+    session.add_all(appended)
     # The unique (organisation_id, seq) constraint is the last guard against a lost race.
     await session.flush()
-    return event
+    return appended
 
 
 ChainRow = Row[uuid.UUID, int, datetime, uuid.UUID | None, uuid.UUID | None, str, str, bytes, bytes]

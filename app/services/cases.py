@@ -39,7 +39,7 @@ from app.schemas.case import (
     Triage,
 )
 from app.schemas.report import AttachmentRead, ReportCreate
-from app.services import audit, deadlines, keys, mail, reports
+from app.services import audit, deadlines, keys, mail, reports, retention
 from app.services.attachments import IncomingFile
 from app.services.auth import CurrentMember
 from app.templating import render_mail
@@ -194,6 +194,8 @@ def summary(report: Report, organisation: Organisation, today: date) -> CaseSumm
         extensions=report.extensions,
         overdue=any(day < today for day in pending),
         next_deadline=min(pending, default=None),
+        retain_until=retention.expires_on(report.received_at),
+        legal_hold=report.legal_hold_at is not None,
     )
 
 
@@ -263,6 +265,11 @@ async def read_case(
 ) -> CaseRead:
     """The decrypted case; the first read in a session needs a reason, which is audited."""
     await ensure_reason(session, access, current, report, reason)
+    return await decrypt_case(session, access, report)
+
+
+async def decrypt_case(session: AsyncSession, access: CaseAccess, report: Report) -> CaseRead:
+    """The decrypted case without auditing: for a caller that audits the access itself."""
     key = report_key(access, report)
     messages, files = await reports.read_thread(session, report, key)
     notes = await session.scalars(
@@ -290,6 +297,7 @@ async def read_case(
         meeting_planned_at=report.meeting_planned_at,
         record=reports.read_record(key, report),
         triage=read_triage(key, report),
+        legal_hold_reason=retention.read_hold_reason(key, report),
     )
 
 
@@ -560,6 +568,28 @@ async def triage(session: AsyncSession, access: CaseAccess, report: Report, data
         reports.aad(b"triage", report.id),
     )
     await _audit(session, access, report, "case.triage")
+    await session.flush()
+
+
+async def hold(session: AsyncSession, access: CaseAccess, report: Report, reason: str) -> None:
+    """Put the case on legal hold: it is kept past the retention period until released."""
+    reason = retention.check_hold_reason(reason)
+    report.legal_hold_at = utcnow()
+    report.sealed_legal_hold = retention.seal_hold_reason(
+        report_key(access, report), report, reason
+    )
+    # The reason may name proceedings or people: the trail says only that a hold was placed.
+    await _audit(session, access, report, "case.legal_hold")
+    await session.flush()
+
+
+async def release_hold(session: AsyncSession, access: CaseAccess, report: Report) -> None:
+    """Release the legal hold; the next purge erases the case if its retention has passed."""
+    if report.legal_hold_at is None:
+        raise Conflict(N_("The case is not on legal hold."), code="not_on_hold")
+    report.legal_hold_at = None
+    report.sealed_legal_hold = None
+    await _audit(session, access, report, "case.legal_hold_released")
     await session.flush()
 
 

@@ -115,6 +115,12 @@ async def find_organisation(session: AsyncSession, slug: str) -> Organisation:
 
 
 def ensure_can_receive(organisation: Organisation) -> None:
+    if organisation.cancelled_at is not None:
+        raise Conflict(
+            N_("This organisation no longer receives reports here. You can report to the "
+               "Ministry of Justice's external channel."),
+            code="organisation_cancelled",
+        )  # fmt: skip
     if organisation.blocked_at is not None:
         raise Conflict(
             N_("This organisation's reporting channel is suspended. You can report to the "
