@@ -27,6 +27,7 @@ ACTIONS = {
     **CASE_ACTIONS,
     "case.triage": N_("Recorded the triage"),
     "register.export": N_("Exported the register"),
+    "organisation.export": N_("Exported all data"),
     "stats.read": N_("Viewed the statistics"),
     "member.invite": N_("Invited a designated person"),
     "member.grant": N_("Granted access to the reports"),
