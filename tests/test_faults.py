@@ -8,17 +8,23 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
+import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from app.models import Attachment, AttachmentChunk, Report, ReportMessage
-from tests.factories import login, submit, verified_organisation
+from app.config import Settings
+from app.models import Attachment, AttachmentChunk, Organisation, Report, ReportMessage
+from app.models.base import utcnow
+from tests.browser import free_port
+from tests.factories import login, register, submit, verified_organisation
 from tests.served import ServedApp
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -315,3 +321,112 @@ async def test_a_file_never_marked_complete_is_neither_listed_nor_served(
     assert case.json()["attachments"] == []
     files = await client.get(f"/api/v1/cases/{report.id}/files/{attachment.id}", headers=reason)
     assert files.status_code == 404
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own, so stopping it disturbs nobody else's database."""
+
+    def __init__(self) -> None:
+        # Not under pytest's tmp_path: its parents are private to root, and postgres runs it.
+        self.directory = Path(tempfile.mkdtemp(prefix="pistalka-pg-"))
+        shutil.chown(self.directory, "postgres", "postgres")
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        command = ["runuser", "-u", "postgres", "--", *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)  # noqa: S603
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def init(self) -> None:
+        data = str(self.directory / "data")
+        self._run(str(PG_BIN / "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--no-sync")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-o", options,
+            "-l", str(self.directory / "log"), "-w", "-t", "60", "start",
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast",
+                  "-w", "-t", "60", "stop")  # fmt: skip
+
+    def remove(self) -> None:
+        with contextlib.suppress(AssertionError):
+            self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    if not (PG_BIN / "initdb").exists() or os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs PostgreSQL 15 and root for the private cluster")
+        pytest.skip("needs PostgreSQL 15's initdb and root (to run it as postgres)")
+    cluster = PrivatePostgres()
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+def _assert_unavailable_json(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == "database_unavailable"
+    assert error["message"]
+
+
+async def test_outage_of_postgresql_answers_503_and_the_service_recovers_by_itself(
+    private_postgres: PrivatePostgres, tmp_path: Path
+) -> None:
+    served = ServedApp(tmp_path / "served", private_postgres.url).start()
+    try:
+        async with httpx.AsyncClient(base_url=served.url, timeout=60) as http:
+            registered = await register(http)
+            engine = create_async_engine(
+                Settings(database_url=private_postgres.url).resolved_database_url
+            )
+            async with engine.begin() as connection:
+                await connection.execute(update(Organisation).values(email_verified_at=utcnow()))
+            await engine.dispose()
+            slug = registered["slug"]
+            code = (await submit(http, slug))["tracking_code"]
+            assert (await login(http, registered["email"])).status_code == 200
+            wb = {"X-Tracking-Code": code}
+
+            private_postgres.stop()
+            _assert_unavailable_json(await http.get("/api/v1/cases"))
+            _assert_unavailable_json(await http.get("/api/v1/public/reports/self", headers=wb))
+            _assert_unavailable_json(
+                await http.post(f"/api/v1/public/{slug}/reports", json={"description": "Lost?"})
+            )
+            for path in (f"/{slug}", "/cases", "/healthz"):
+                page = await http.get(path)
+                assert page.status_code == 503, path
+            page = await http.get(f"/{slug}")
+            assert page.headers["content-type"].startswith("text/html")
+            assert "Traceback" not in page.text
+            assert "<h1>" in page.text
+
+            private_postgres.start()
+            async with asyncio.timeout(60):
+                while (await http.get("/healthz")).status_code != 200:
+                    await asyncio.sleep(0.2)
+            cases = await http.get("/api/v1/cases")
+            assert cases.status_code == 200
+            assert len(cases.json()["items"]) == 1
+            assert (await http.get("/api/v1/public/reports/self", headers=wb)).status_code == 200
+            await submit(http, slug, description="After the outage.")
+            assert len((await http.get("/api/v1/cases")).json()["items"]) == 2
+    finally:
+        served.stop()
+    assert "Traceback" not in served.log.read_text()
