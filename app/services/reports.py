@@ -116,7 +116,6 @@ async def submit_report(
         organisation_id=organisation.id,
         channel=recorded.channel if recorded else "web",
         reference_year=received_on.year,
-        reference_number=await _next_reference_number(session, organisation, received_on.year),
         received_at=received_at,
         meeting_due_on=deadlines.deadline(received_on, profile.meeting_days).due_on
         if data.meeting_requested
@@ -140,23 +139,24 @@ async def submit_report(
     )
     if recorded is not None:
         report.sealed_record = seal_record(report_key, report, recorded.record)
+    else:  # a report the designated person took down needs telling nobody
+        await _notify_organisation(session, settings, organisation, "new_report")
+        if data.email:
+            subject, text = render_mail(
+                "report_receipt",
+                organisation=organisation,
+                link=tracking_url(settings, code),
+                received_on=received_on,
+            )
+            await mail.enqueue(
+                session, settings, kind="report_receipt", to=data.email, subject=subject, text=text
+            )
+    # Last: the number locks the organisation's row until commit, which serialises its reports.
+    report.reference_number = await _next_reference_number(session, organisation, received_on.year)
     session.add(report)
     await session.flush()
-    if recorded is not None:  # the designated person took it down: nobody else to tell
-        await store_files(session, settings, report, report_key, files, uploaded_by="member")
-        return Submitted(report=report, tracking_code=code)
-    await store_files(session, settings, report, report_key, files)
-    await _notify_organisation(session, settings, organisation, "new_report")
-    if data.email:
-        subject, text = render_mail(
-            "report_receipt",
-            organisation=organisation,
-            link=tracking_url(settings, code),
-            received_on=received_on,
-        )
-        await mail.enqueue(
-            session, settings, kind="report_receipt", to=data.email, subject=subject, text=text
-        )
+    uploaded_by = "member" if recorded is not None else "whistleblower"
+    await store_files(session, settings, report, report_key, files, uploaded_by=uploaded_by)
     return Submitted(report=report, tracking_code=code)
 
 
