@@ -3,26 +3,51 @@
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import signal
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app import migrate
 from app.config import Settings
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
-def _serve(settings: Settings, host: str, port: int, worker: bool) -> None:
+
+def app_with_worker() -> "FastAPI":
+    """The app of one of several `serve --workers` processes, running the worker too."""
+    from app.main import create_app
+
+    return create_app(run_background_worker=True)
+
+
+def _serve(settings: Settings, host: str, port: int, worker: bool, workers: int = 1) -> None:
     import uvicorn
 
     from app.main import create_app
 
     migrate.upgrade(settings)
     settings.server_key  # noqa: B018 - generate the data-directory secret before serving
-    app = create_app(settings, run_background_worker=worker)
     print(f"Píšťalka is running on http://{host}:{port}", flush=True)  # noqa: T201
     # No access log: request lines carry client addresses and, on tracking pages, secrets.
+    if workers > 1:
+        # Each process builds its app from the same environment and the secret written above.
+        factory = "app.cli:app_with_worker" if worker else "app.main:create_app"
+        uvicorn.run(
+            factory,
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            access_log=False,
+            proxy_headers=False,
+        )
+        return
+    app = create_app(settings, run_background_worker=worker)
     uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=False)
 
 
@@ -127,6 +152,31 @@ async def _purge(settings: Settings, as_of: date, dry_run: bool) -> None:
         await engine.dispose()
 
 
+async def _create_operator(settings: Settings, email: str, password: str) -> None:
+    import segno
+
+    from app.db import create_engine, create_sessionmaker
+    from app.errors import AppError
+    from app.i18n import translations
+    from app.services import operator
+
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            created = await operator.create_operator(session, settings, email, password)
+    except AppError as exc:
+        message = translations("en").ugettext(exc.message)
+        print(f"pistalka create-operator: {message}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(1) from None
+    finally:
+        await engine.dispose()
+    print(f"Operator {created.operator.email} created. TOTP is required at every login.")  # noqa: T201
+    print("Add this secret to an authenticator app now; it is not shown again:")  # noqa: T201
+    print(f"  secret: {created.totp_secret}")  # noqa: T201
+    print(f"  {created.totp_uri}")  # noqa: T201
+    segno.make(created.totp_uri, error="m").terminal(compact=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pistalka", description="Píšťalka operator commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true", help="do not run the worker here")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="web processes (rate limits count per process)"
+    )
     commands.add_parser("worker", help="run the background worker alone")
     audit = commands.add_parser("audit", help="audit trail commands")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
@@ -158,6 +211,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     purge.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
     purge.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
+    create_operator = commands.add_parser(
+        "create-operator",
+        help="create an operator account for the console at /operator (TOTP required)",
+    )
+    create_operator.add_argument("email")
+    create_operator.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -166,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         migrate.upgrade(settings)
         print("Database is up to date.")  # noqa: T201
     elif args.command == "serve":
-        _serve(settings, args.host, args.port, worker=not args.no_worker)
+        _serve(settings, args.host, args.port, worker=not args.no_worker, workers=args.workers)
     elif args.command == "worker":
         migrate.upgrade(settings)
         asyncio.run(_worker(settings))
@@ -177,6 +238,16 @@ def main(argv: list[str] | None = None) -> None:
         if not args.dry_run:
             migrate.upgrade(settings)
         asyncio.run(_purge(settings, args.as_of or local_date(utcnow()), args.dry_run))
+    elif args.command == "create-operator":
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass("Password (12 characters or more): ")
+            if getpass.getpass("Again: ") != password:
+                print("pistalka create-operator: the passwords differ", file=sys.stderr)  # noqa: T201
+                raise SystemExit(1)
+        migrate.upgrade(settings)
+        asyncio.run(_create_operator(settings, args.email, password))
     elif args.command == "audit" and args.audit_command == "verify":
         if not asyncio.run(_audit_verify(settings)):
             raise SystemExit(1)

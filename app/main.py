@@ -39,6 +39,7 @@ from app.routers import (
     register_pages,
     team_pages,
 )
+from app.routers import operator as operator_pages
 from app.routers import settings as settings_pages
 from app.schemas.organisation import RESERVED_SLUGS
 from app.services.ratelimit import RateLimiter
@@ -84,6 +85,8 @@ async def _handle_app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)  # noqa: S101
     if exc.code == "not_logged_in" and not _is_api(request):
         return redirect(request, "/login")
+    if exc.code == "operator_not_logged_in" and not _is_api(request):
+        return redirect(request, "/operator/login")
     response = error_response(request, exc.status_code, exc.code, exc.message, exc.field)
     if retry_after := getattr(exc, "retry_after", None):
         response.headers["Retry-After"] = str(retry_after)
@@ -239,6 +242,7 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.include_router(settings_pages.router)
     app.include_router(export.router)
     app.include_router(leaving.pages)
+    app.include_router(operator_pages.router)
     app.include_router(public.router)
     app.include_router(intake.router)  # last: it owns the catch-all /{slug}
     return app

@@ -22,7 +22,7 @@ from app.models import (
     Report,
     ReportMessage,
 )
-from app.services import audit, retention
+from app.services import audit, deadlines, retention
 from tests.conftest import TEST_SECRET
 from tests.factories import login, submit, verified_organisation
 
@@ -172,12 +172,11 @@ async def test_legal_hold_needs_a_reason_is_sealed_and_audited(
     assert read.json()["legal_hold_reason"] == reason
     async with sessionmaker() as session:
         report = await session.get(Report, case_id)
-        assert report is not None and report.sealed_legal_hold is not None
+        assert report is not None
+        assert report.sealed_legal_hold is not None
         assert reason.encode() not in report.sealed_legal_hold
         actions = list(
-            await session.scalars(
-                select(AuditEvent.action).where(AuditEvent.report_id == case_id)
-            )
+            await session.scalars(select(AuditEvent.action).where(AuditEvent.report_id == case_id))
         )
     assert "case.legal_hold" in actions
     not_held = await client.delete(f"/api/v1/cases/{case_id}/legal-hold")
@@ -201,9 +200,7 @@ async def test_two_purges_at_once_erase_each_report_once(
             await submit(many, other["slug"])
     await app.state.engine.dispose()
     async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(Report).values(received_at=received(date(2020, 1, 10)))
-        )
+        await session.execute(update(Report).values(received_at=received(date(2020, 1, 10))))
     engines = [create_engine(settings) for _ in range(2)]
     try:
         results = await asyncio.gather(
@@ -254,7 +251,7 @@ async def test_dashboard_counts_cases_purged_within_90_days(
     slug = organisation["slug"]
     for _ in range(3):
         await submit(client, slug)
-    today = retention.deadlines.local_date(datetime.now(UTC))
+    today = deadlines.local_date(datetime.now(UTC))
     async with sessionmaker() as session, session.begin():
         ids = list(await session.scalars(select(Report.id).order_by(Report.reference_number)))
     soon = retention.add_years(today, -5) + timedelta(days=30)

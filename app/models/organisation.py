@@ -21,6 +21,8 @@ class Organisation(UUIDPrimaryKey, Base):
     public_key: Mapped[bytes] = mapped_column(LargeBinary)
     recovery_wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The operator checked that the registration is the organisation it claims to be.
+    identity_verified_at: Mapped[datetime | None]
     blocked_at: Mapped[datetime | None]
     # The operator's reason for the block, shown to the organisation's designated persons.
     blocked_reason: Mapped[str] = mapped_column(String(500), default="")

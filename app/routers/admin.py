@@ -8,10 +8,11 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.db import SessionDep
 from app.deps import CurrentMemberDep, OptionalMemberDep, SettingsDep, require_csrf
-from app.errors import AppError
+from app.errors import AppError, NotFound
+from app.i18n import N_
 from app.models.base import utcnow
 from app.routers.cookies import clear_session_cookie, set_session_cookie
-from app.services import auth, cases, deadlines, leaving, retention
+from app.services import auth, cases, deadlines, leaving, operator, organisations, retention
 from app.templating import redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -84,6 +85,7 @@ async def dashboard(request: Request, current: CurrentMemberDep, session: Sessio
         request,
         "admin/dashboard.html",
         {
+            "upcoming_terms": await operator.upcoming_terms(session, today),
             "member": current.member,
             "organisations": organisations,
             "case_counts": case_counts,
@@ -92,6 +94,23 @@ async def dashboard(request: Request, current: CurrentMemberDep, session: Sessio
             "erase_on": erase_on,
         },
     )
+
+
+@router.post("/organisations/{slug}/terms", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def accept_terms(
+    slug: str,
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+    version: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Accept the announced version of the terms for the organisation."""
+    organisation = await organisations.member_organisation(session, current.member.id, slug)
+    upcoming = await operator.upcoming_terms(session, deadlines.local_date(utcnow()))
+    if upcoming is None or upcoming.version != version:
+        raise NotFound(N_("No such version of the terms is announced."))
+    await operator.accept_terms(session, organisation, upcoming, current.member.id)
+    return redirect(request, "/dashboard")
 
 
 def _profile(request: Request, current: auth.CurrentMember, **extra: object) -> HTMLResponse:

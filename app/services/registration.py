@@ -12,10 +12,10 @@ from app import crypto
 from app.config import Settings
 from app.errors import Conflict, NotFound
 from app.i18n import N_
-from app.models import Member, Membership, Organisation
+from app.models import Member, Membership, Organisation, TermsVersion
 from app.models.base import utcnow
 from app.schemas.organisation import OrganisationCreate
-from app.services import keys, mail, team
+from app.services import deadlines, keys, mail, team
 from app.templating import render_mail
 
 
@@ -57,6 +57,9 @@ async def register_organisation(
         recovery_wrapped_key=keys.wrap_with_recovery_key(
             recovery_key, org_keys.private, organisation_id
         ),
+        # Registering accepts the terms in effect, whose version the form names.
+        terms_version=await terms_in_effect(session),
+        terms_accepted_at=utcnow(),
     )
     member = await team.new_member(settings, email, data.password)
     membership = Membership(
@@ -112,6 +115,20 @@ async def find_organisation(session: AsyncSession, slug: str) -> Organisation:
     if organisation is None:
         raise NotFound(N_("No organisation uses this address."))
     return organisation
+
+
+INITIAL_TERMS_VERSION = "1"
+
+
+async def terms_in_effect(session: AsyncSession) -> str:
+    """The version of the operator's terms in effect today."""
+    version = await session.scalar(
+        select(TermsVersion.version)
+        .where(TermsVersion.effective_on <= deadlines.local_date(utcnow()))
+        .order_by(TermsVersion.effective_on.desc(), TermsVersion.announced_at.desc())
+        .limit(1)
+    )
+    return version or INITIAL_TERMS_VERSION
 
 
 def ensure_can_receive(organisation: Organisation) -> None:

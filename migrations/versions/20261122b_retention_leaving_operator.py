@@ -170,6 +170,11 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("cancelled_at", app.models.base.UTCDateTime(timezone=True), nullable=True)
         )
+        batch_op.add_column(
+            sa.Column(
+                "identity_verified_at", app.models.base.UTCDateTime(timezone=True), nullable=True
+            )
+        )
         batch_op.add_column(sa.Column("terms_version", sa.String(length=20), nullable=True))
         batch_op.add_column(
             sa.Column(
@@ -197,6 +202,7 @@ def downgrade() -> None:
     with op.batch_alter_table("organisation", schema=None) as batch_op:
         batch_op.drop_column("terms_accepted_at")
         batch_op.drop_column("terms_version")
+        batch_op.drop_column("identity_verified_at")
         batch_op.drop_column("cancelled_at")
         batch_op.drop_column("blocked_reason")
 

@@ -1,0 +1,477 @@
+"""The service operator: accounts with required TOTP, the registrations list and its actions.
+
+An operator has no key pair and is never given a grant, so no code path can decrypt a report,
+message, name or file for an operator. What the operator sees of an organisation are counts.
+"""
+
+import asyncio
+import base64
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import anyio
+import argon2
+import pyotp
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import crypto
+from app.config import Settings
+from app.errors import AppError, Conflict, InvalidInput, NotFound, RateLimited, Unauthorized
+from app.i18n import N_
+from app.models import (
+    IncidentNotice,
+    LoginThrottle,
+    Membership,
+    Operator,
+    OperatorEvent,
+    OperatorSession,
+    Organisation,
+    Report,
+    SecurityIncident,
+    TermsVersion,
+)
+from app.models.base import utcnow
+from app.services import audit, auth, deadlines, keys, leaving, mail
+from app.templating import render_mail
+
+TERMS_NOTICE_DAYS = 15
+SESSION_HOURS = 8
+INVALID_LOGIN = N_("Wrong e-mail, password or authenticator code.")
+_DUMMY_HASH = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("-")
+
+
+@dataclass(frozen=True)
+class CurrentOperator:
+    operator: Operator
+    session: OperatorSession
+    csrf_token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class NewOperator:
+    operator: Operator
+    totp_secret: str = field(repr=False)
+    totp_uri: str = field(repr=False)
+
+
+def _hasher(settings: Settings) -> argon2.PasswordHasher:
+    return argon2.PasswordHasher(
+        time_cost=settings.argon2_iterations,
+        memory_cost=settings.argon2_memory_kib,
+        parallelism=settings.argon2_lanes,
+    )
+
+
+def _totp_key(settings: Settings) -> bytes:
+    return keys.server_subkey(settings, "operator-totp")
+
+
+async def create_operator(
+    session: AsyncSession, settings: Settings, email: str, password: str
+) -> NewOperator:
+    """A new operator account with its TOTP secret, to be put into an authenticator app."""
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 254:
+        raise InvalidInput(N_("Enter a valid e-mail address."), field="email")
+    if not 12 <= len(password) <= 256:
+        raise InvalidInput(N_("The password must have 12 to 256 characters."), field="password")
+    if await session.scalar(select(Operator.id).where(Operator.email == email)):
+        raise Conflict(N_("An account with this e-mail already exists."), code="email_taken")
+    operator_id = uuid.uuid4()
+    secret = pyotp.random_base32()
+    password_hash = await anyio.to_thread.run_sync(_hasher(settings).hash, password)
+    operator = Operator(
+        id=operator_id,
+        email=email,
+        password_hash=password_hash,
+        totp_secret=crypto.seal(_totp_key(settings), secret.encode(), operator_id.bytes),
+    )
+    session.add(operator)
+    session.add(OperatorEvent(operator_id=operator_id, action="operator.created"))
+    await session.flush()
+    uri = pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name="Píšťalka operator")
+    return NewOperator(operator=operator, totp_secret=secret, totp_uri=uri)
+
+
+async def _password_ok(settings: Settings, stored: str, password: str) -> bool:
+    def verify() -> bool:
+        try:
+            return _hasher(settings).verify(stored, password)
+        except argon2.exceptions.VerificationError:
+            return False
+        except argon2.exceptions.InvalidHashError:
+            return False
+
+    return await anyio.to_thread.run_sync(verify)
+
+
+def _totp_counter(settings: Settings, operator: Operator, code: str, now: datetime) -> int | None:
+    code = code.strip()
+    if len(code) != 6 or not code.isdigit():
+        return None
+    secret = crypto.open_sealed(_totp_key(settings), operator.totp_secret, operator.id.bytes)
+    totp = pyotp.TOTP(secret.decode("ascii"))
+    matched = None
+    for drift in (-1, 0, 1):
+        moment = now + timedelta(seconds=drift * totp.interval)
+        if crypto.verify_equal(totp.at(moment).encode(), code.encode()):
+            matched = totp.timecode(moment)
+    return matched
+
+
+async def login(
+    session: AsyncSession, settings: Settings, email: str, password: str, code: str
+) -> str:
+    """Check password and TOTP (both always required); the new session's cookie value."""
+    email = email.strip().lower()
+    now = utcnow()
+    throttle_key = keys.keyed_hash(settings, "operator-login-throttle", email.encode())
+    throttle = await session.get(LoginThrottle, throttle_key, with_for_update=True)
+    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
+        raise RateLimited(
+            N_("Too many failed attempts. Try again later."),
+            retry_after=int((throttle.locked_until - now).total_seconds()) + 1,
+        )
+    operator = await session.scalar(select(Operator).where(Operator.email == email))
+    try:
+        # An unknown e-mail costs the same hashing, so timing does not tell accounts apart.
+        stored = operator.password_hash if operator is not None else _DUMMY_HASH
+        password_ok = await _password_ok(settings, stored, password)
+        if operator is None or not password_ok:
+            raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
+        counter = _totp_counter(settings, operator, code, now)
+        if counter is None or (operator.totp_last_counter or -1) >= counter:
+            raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
+    except AppError:
+        if throttle is None:
+            throttle = LoginThrottle(key_hash=throttle_key, failures=0, last_failed_at=now)
+            session.add(throttle)
+        auth._record_failure(settings, throttle, now)
+        await session.commit()  # the request fails, yet the failure must be counted
+        await asyncio.sleep(auth.slowdown_seconds(settings, throttle.failures))
+        raise
+    operator.totp_last_counter = counter
+    if throttle is not None:
+        await session.delete(throttle)
+    secret = secrets.token_bytes(32)
+    session.add(
+        OperatorSession(
+            token_hash=hashlib.sha256(secret).digest(),
+            operator_id=operator.id,
+            created_at=now,
+            expires_at=now + timedelta(hours=SESSION_HOURS),
+        )
+    )
+    session.add(OperatorEvent(operator_id=operator.id, action="operator.login"))
+    await session.flush()
+    return base64.urlsafe_b64encode(secret).decode().rstrip("=")
+
+
+async def resolve_session(
+    session: AsyncSession, settings: Settings, cookie_value: str | None
+) -> CurrentOperator | None:
+    secret = auth._decode_cookie(cookie_value) if cookie_value else None
+    if secret is None:
+        return None
+    token_hash = hashlib.sha256(secret).digest()
+    row = await session.scalar(
+        select(OperatorSession).where(OperatorSession.token_hash == token_hash)
+    )
+    if row is None or not crypto.verify_equal(row.token_hash, token_hash):
+        return None
+    if row.expires_at <= utcnow():
+        await session.delete(row)
+        return None
+    operator = await session.get(Operator, row.operator_id)
+    if operator is None:
+        return None
+    csrf = keys.keyed_hash(settings, "operator-csrf", token_hash).hex()
+    return CurrentOperator(operator=operator, session=row, csrf_token=csrf)
+
+
+async def logout(session: AsyncSession, current: CurrentOperator) -> None:
+    await session.delete(current.session)
+
+
+@dataclass(frozen=True)
+class OrganisationRow:
+    """What the operator sees of a registration: identification, state and counts."""
+
+    id: uuid.UUID
+    name: str
+    ico: str
+    slug: str
+    email: str
+    created_at: datetime
+    email_verified: bool
+    identity_verified: bool
+    blocked: bool
+    blocked_reason: str
+    cancelled: bool
+    terms_version: str | None
+    designated_persons: int
+    cases: int
+
+
+async def list_organisations(session: AsyncSession) -> list[OrganisationRow]:
+    members = (
+        select(Membership.organisation_id, func.count().label("n"))
+        .group_by(Membership.organisation_id)
+        .subquery()
+    )
+    reports = (
+        select(Report.organisation_id, func.count().label("n"))
+        .group_by(Report.organisation_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Organisation, members.c.n, reports.c.n)
+        .outerjoin(members, members.c.organisation_id == Organisation.id)
+        .outerjoin(reports, reports.c.organisation_id == Organisation.id)
+        .order_by(Organisation.created_at.desc())
+    )
+    return [
+        OrganisationRow(
+            id=organisation.id,
+            name=organisation.name,
+            ico=organisation.ico,
+            slug=organisation.slug,
+            email=organisation.email,
+            created_at=organisation.created_at,
+            email_verified=organisation.email_verified_at is not None,
+            identity_verified=organisation.identity_verified_at is not None,
+            blocked=organisation.blocked_at is not None,
+            blocked_reason=organisation.blocked_reason,
+            cancelled=organisation.cancelled_at is not None,
+            terms_version=organisation.terms_version,
+            designated_persons=member_count or 0,
+            cases=case_count or 0,
+        )
+        for organisation, member_count, case_count in rows.all()
+    ]
+
+
+async def _organisation(session: AsyncSession, organisation_id: str) -> Organisation:
+    try:
+        key = uuid.UUID(organisation_id)
+    except ValueError:
+        raise NotFound(N_("No such organisation.")) from None
+    organisation = await session.get(Organisation, key, with_for_update=True)
+    if organisation is None:
+        raise NotFound(N_("No such organisation."))
+    return organisation
+
+
+async def _log(
+    session: AsyncSession,
+    current: CurrentOperator,
+    organisation: Organisation | None,
+    action: str,
+    detail: str = "",
+) -> None:
+    """The operator's log, and the organisation's own audit trail, so it sees what was done."""
+    organisation_id = organisation.id if organisation is not None else None
+    session.add(
+        OperatorEvent(
+            operator_id=current.operator.id,
+            organisation_id=organisation_id,
+            action=action,
+            detail=detail[:500],
+        )
+    )
+    if organisation_id is not None:
+        await audit.record(session, organisation_id=organisation_id, action=action, detail=detail)
+
+
+async def verify_identity(
+    session: AsyncSession, current: CurrentOperator, organisation_id: str
+) -> Organisation:
+    organisation = await _organisation(session, organisation_id)
+    if organisation.identity_verified_at is None:
+        organisation.identity_verified_at = utcnow()
+        await _log(session, current, organisation, "operator.identity_verified")
+    await session.flush()
+    return organisation
+
+
+def _reason(reason: str) -> str:
+    reason = reason.strip()
+    if not 3 <= len(reason) <= 500:
+        raise InvalidInput(N_("Give the reason (3 to 500 characters)."), field="reason")
+    return reason
+
+
+async def block(
+    session: AsyncSession, current: CurrentOperator, organisation_id: str, reason: str
+) -> Organisation:
+    """Block a registration: its form stops accepting reports; its people can still export."""
+    reason = _reason(reason)
+    organisation = await _organisation(session, organisation_id)
+    if organisation.blocked_at is not None:
+        raise Conflict(N_("The registration is already blocked."), code="already_blocked")
+    organisation.blocked_at = utcnow()
+    organisation.blocked_reason = reason
+    await _log(session, current, organisation, "operator.block", reason)
+    await session.flush()
+    return organisation
+
+
+async def unblock(
+    session: AsyncSession, current: CurrentOperator, organisation_id: str, reason: str
+) -> Organisation:
+    reason = _reason(reason)
+    organisation = await _organisation(session, organisation_id)
+    if organisation.blocked_at is None:
+        raise Conflict(N_("The registration is not blocked."), code="not_blocked")
+    organisation.blocked_at = None
+    organisation.blocked_reason = ""
+    await _log(session, current, organisation, "operator.unblock", reason)
+    await session.flush()
+    return organisation
+
+
+async def _recipients(session: AsyncSession, organisation: Organisation) -> list[str]:
+    return sorted({organisation.email, *await leaving.designated_persons(session, organisation.id)})
+
+
+async def upcoming_terms(session: AsyncSession, today: date) -> TermsVersion | None:
+    result: TermsVersion | None = await session.scalar(
+        select(TermsVersion)
+        .where(TermsVersion.effective_on > today)
+        .order_by(TermsVersion.effective_on.desc())
+        .limit(1)
+    )
+    return result
+
+
+async def announce_terms(
+    session: AsyncSession,
+    settings: Settings,
+    current: CurrentOperator,
+    *,
+    version: str,
+    summary: str,
+    url: str,
+    effective_on: date,
+) -> TermsVersion:
+    """Record a new version of the terms and tell every organisation, at least 15 days ahead."""
+    version, summary, url = version.strip(), summary.strip(), url.strip()
+    if not 1 <= len(version) <= 20:
+        raise InvalidInput(N_("Name the version (at most 20 characters)."), field="version")
+    if not 3 <= len(summary) <= 5000:
+        raise InvalidInput(N_("Summarise the changes (3 to 5,000 characters)."), field="summary")
+    if url and not url.startswith("https://") or len(url) > 500:
+        raise InvalidInput(N_("The address of the terms must start with https://."), field="url")
+    today = deadlines.local_date(utcnow())
+    if effective_on < today + timedelta(days=TERMS_NOTICE_DAYS):
+        raise InvalidInput(
+            N_("New terms can take effect at the earliest 15 days after they are announced."),
+            field="effective_on",
+        )
+    if await session.scalar(select(TermsVersion.id).where(TermsVersion.version == version)):
+        raise Conflict(N_("This version was already announced."), code="version_taken")
+    terms = TermsVersion(version=version, summary=summary, url=url, effective_on=effective_on)
+    session.add(terms)
+    subject, text = render_mail(
+        "terms_announced",
+        version=version,
+        summary=summary,
+        url=url,
+        effective_on=effective_on.strftime("%d. %m. %Y"),
+    )
+    organisations = await session.scalars(select(Organisation).order_by(Organisation.created_at))
+    for organisation in organisations:
+        await mail.enqueue(
+            session, settings, kind="terms_announced", to=organisation.email, subject=subject,
+            text=text,
+        )  # fmt: skip
+    await _log(session, current, None, "operator.terms_announced", version)
+    await session.flush()
+    return terms
+
+
+async def accept_terms(
+    session: AsyncSession, organisation: Organisation, terms: TermsVersion, member_id: uuid.UUID
+) -> None:
+    """A designated person accepts a version of the terms for the organisation."""
+    organisation.terms_version = terms.version
+    organisation.terms_accepted_at = utcnow()
+    await audit.record(
+        session,
+        organisation_id=organisation.id,
+        member_id=member_id,
+        action="organisation.terms_accepted",
+        detail=terms.version,
+    )
+    await session.flush()
+
+
+async def record_incident(
+    session: AsyncSession,
+    settings: Settings,
+    current: CurrentOperator,
+    *,
+    title: str,
+    description: str,
+    measures: str,
+    detected_at: datetime,
+    organisation_ids: list[str],
+) -> SecurityIncident:
+    """Record a security incident and notify each affected organisation by e-mail."""
+    title, description, measures = title.strip(), description.strip(), measures.strip()
+    if not 3 <= len(title) <= 200:
+        raise InvalidInput(N_("Give the incident a title (3 to 200 characters)."), field="title")
+    if not 3 <= len(description) <= 20000:
+        raise InvalidInput(N_("Describe the incident."), field="description")
+    if len(measures) > 20000:
+        raise InvalidInput(N_("The measures are too long."), field="measures")
+    if not organisation_ids:
+        raise InvalidInput(N_("Choose the affected organisations."), field="organisations")
+    affected = [await _organisation(session, value) for value in dict.fromkeys(organisation_ids)]
+    incident = SecurityIncident(
+        title=title,
+        description=description,
+        measures=measures,
+        detected_at=detected_at,
+        operator_id=current.operator.id,
+    )
+    session.add(incident)
+    await session.flush()
+    subject, text = render_mail(
+        "security_incident",
+        title=title,
+        description=description,
+        measures=measures,
+        detected_at=deadlines.local_date(detected_at).strftime("%d. %m. %Y"),
+    )
+    for organisation in affected:
+        for email in await _recipients(session, organisation):
+            await mail.enqueue(
+                session, settings, kind="security_incident", to=email, subject=subject, text=text
+            )
+        session.add(IncidentNotice(incident_id=incident.id, organisation_id=organisation.id))
+        await _log(session, current, organisation, "operator.incident", title)
+    await session.flush()
+    return incident
+
+
+async def incidents(session: AsyncSession) -> list[tuple[SecurityIncident, int]]:
+    rows = await session.execute(
+        select(SecurityIncident, func.count(IncidentNotice.id))
+        .outerjoin(IncidentNotice, IncidentNotice.incident_id == SecurityIncident.id)
+        .group_by(SecurityIncident.id)
+        .order_by(SecurityIncident.recorded_at.desc())
+    )
+    return [(incident, count) for incident, count in rows.all()]
+
+
+async def events(session: AsyncSession, limit: int = 200) -> list[OperatorEvent]:
+    return list(
+        await session.scalars(
+            select(OperatorEvent).order_by(OperatorEvent.created_at.desc()).limit(limit)
+        )
+    )
