@@ -23,7 +23,7 @@ def operator_cookie_name(settings: Settings) -> str:
     return "__Host-pistalka-operator" if settings.secure_cookies else "pistalka_operator"
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -67,7 +67,7 @@ async def require_csrf(current: CurrentMemberDep, csrf: Annotated[str, Form()] =
         raise Forbidden(N_("The form has expired. Reload the page and try again."), code="csrf")
 
 
-def access_reason(
+async def access_reason(
     value: Annotated[str | None, Header(alias="X-Access-Reason", max_length=500)] = None,
 ) -> str | None:
     """The reason of access header; sent as raw UTF-8 (as curl does), it arrives as Latin-1."""
