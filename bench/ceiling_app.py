@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import common
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -45,12 +46,8 @@ INSERT_AUDIT = text(
 )
 
 
-def async_url(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
 async def _prepare(url: str) -> None:
-    engine = create_async_engine(async_url(url))
+    engine = create_async_engine(common.async_url(url))
     async with engine.begin() as connection:
         for statement in TABLES:
             await connection.execute(text(statement))
@@ -64,7 +61,7 @@ def prepare(url: str) -> None:
 
 def create_app() -> FastAPI:
     engine = create_async_engine(
-        async_url(os.environ["CEILING_DATABASE_URL"]), pool_size=10, max_overflow=10
+        common.async_url(os.environ["CEILING_DATABASE_URL"]), pool_size=10, max_overflow=10
     )
     organisation_id = uuid.uuid4()
     public_key = crypto.generate_keypair().public

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -47,25 +48,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _plain_url(database_url: str) -> str:
-    return database_url.replace("postgresql+asyncpg://", "postgresql://")
+def async_url(database_url: str) -> str:
+    return database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+async def sql(database_url: str, *statements: str, **params: object) -> None:
+    """Run statements in one transaction."""
+    engine = create_async_engine(async_url(database_url))
+    try:
+        async with engine.begin() as connection:
+            for statement in statements:
+                await connection.execute(text(statement), params)
+    finally:
+        await engine.dispose()
 
 
 async def wipe_database(database_url: str) -> None:
     """An empty public schema; `pistalka serve` migrates it on start."""
-    connection = await asyncpg.connect(_plain_url(database_url))
-    try:
-        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    finally:
-        await connection.close()
-
-
-async def sql(database_url: str, statement: str, *params: object) -> str:
-    connection = await asyncpg.connect(_plain_url(database_url))
-    try:
-        return str(await connection.execute(statement, *params))
-    finally:
-        await connection.close()
+    await sql(database_url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public")
 
 
 def server_env(database_url: str, data_dir: Path, port: int, **extra: str) -> dict[str, str]:
@@ -172,8 +172,8 @@ def set_up_organisation(server: Server, database_url: str, slug: str = "bench-or
     asyncio.run(
         sql(
             database_url,
-            "UPDATE organisation SET email_verified_at = now() WHERE slug = $1",
-            slug,
+            "UPDATE organisation SET email_verified_at = now() WHERE slug = :slug",
+            slug=slug,
         )
     )
     return slug
@@ -225,6 +225,32 @@ def memory_kib(pid: int) -> dict[str, int]:
     return values
 
 
+def _stat(pid: int) -> list[str]:
+    # The command name may hold spaces; the fields after it are plain.
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and of its live child processes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) == pid:
+                    pids.append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    total = 0.0
+    for each in pids:
+        try:
+            fields = _stat(each)
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def machine() -> str:
     cpus = os.cpu_count()
     model = ""
@@ -242,6 +268,8 @@ class LoadResult:
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
+    # Every answer, warm-up included, to share out the CPU time of the whole run.
+    answered: int = 0
 
     @property
     def throughput(self) -> float:
@@ -249,19 +277,21 @@ class LoadResult:
 
     def merge(self, other: "LoadResult") -> None:
         self.latencies_ms += other.latencies_ms
+        self.answered += other.answered
         for cause, count in other.errors.items():
             self.errors[cause] = self.errors.get(cause, 0) + count
 
 
 async def post_load(
-    url: str,
+    urls: Sequence[str],
     body: dict[str, Any],
     clients: int,
     seconds: float,
     warmup: float = 2.0,
-    expected: int = 201,
+    first: int = 0,
 ) -> LoadResult:
-    """`clients` loops posting `body` back to back; requests begun during warm-up do not count."""
+    """`clients` loops posting `body` back to back, client k to urls[(first + k) % len(urls)];
+    requests begun during warm-up do not count."""
     loop = asyncio.get_running_loop()
     measure_from = loop.time() + warmup
     end = measure_from + seconds
@@ -269,11 +299,12 @@ async def post_load(
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
 
-        async def one_client() -> None:
+        async def one_client(url: str) -> None:
             while (start := loop.time()) < end:
                 try:
                     response = await client.post(url, json=body)
-                    cause = "" if response.status_code == expected else str(response.status_code)
+                    cause = "" if response.status_code == 201 else str(response.status_code)
+                    result.answered += 1
                 except httpx.HTTPError as exc:
                     cause = type(exc).__name__
                 if start < measure_from:
@@ -283,16 +314,18 @@ async def post_load(
                 else:
                     result.latencies_ms.append((loop.time() - start) * 1000)
 
-        await asyncio.gather(*(one_client() for _ in range(clients)))
+        await asyncio.gather(*(one_client(urls[(first + k) % len(urls)]) for k in range(clients)))
     return result
 
 
-def _load_in_process(args: tuple[str, dict[str, Any], int, float, float]) -> LoadResult:
+def _load_in_process(
+    args: tuple[Sequence[str], dict[str, Any], int, float, float, int],
+) -> LoadResult:
     return asyncio.run(post_load(*args))
 
 
 def load(
-    url: str,
+    urls: Sequence[str],
     body: dict[str, Any],
     clients: int,
     seconds: float,
@@ -301,10 +334,12 @@ def load(
 ) -> LoadResult:
     """post_load, its clients spread over `processes` client processes when more than one."""
     if processes <= 1:
-        return asyncio.run(post_load(url, body, clients, seconds, warmup))
+        return asyncio.run(post_load(urls, body, clients, seconds, warmup))
     shares = [clients // processes + (i < clients % processes) for i in range(processes)]
+    firsts = [sum(shares[:i]) for i in range(processes)]
+    jobs = [(urls, body, n, seconds, warmup, k) for n, k in zip(shares, firsts, strict=True)]
     with multiprocessing.Pool(processes) as pool:
-        parts = pool.map(_load_in_process, [(url, body, n, seconds, warmup) for n in shares])
+        parts = pool.map(_load_in_process, jobs)
     total = LoadResult(seconds=seconds)
     for part in parts:
         total.merge(part)
