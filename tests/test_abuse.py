@@ -1,0 +1,261 @@
+"""Abuse: guessing tracking codes and passwords, hostile files.
+
+The API's own limits are tested in test_intake.py and test_auth.py; here the pages, the shared
+buckets and the files nobody should trust.
+"""
+
+import io
+import struct
+import tracemalloc
+import zipfile
+import zlib
+from collections.abc import Awaitable, Callable
+from email.message import Message
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import crypto
+from app.config import Settings
+from tests.factories import PASSWORD, login, register, submit, verified_organisation
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+async def organisation(client: httpx.AsyncClient, sessionmaker: Sessionmaker) -> dict[str, Any]:
+    return await verified_organisation(client, sessionmaker)
+
+
+async def test_guessing_codes_on_the_pages_and_the_api_shares_one_limit(
+    client: httpx.AsyncClient, settings: Settings, organisation: dict[str, Any]
+) -> None:
+    code = (await submit(client, organisation["slug"]))["tracking_code"]
+    guesses: list[Callable[[], Awaitable[httpx.Response]]] = [
+        lambda: client.post("/track", data={"code": crypto.new_tracking_code()}),
+        lambda: client.get(f"/track/{crypto.new_tracking_code()}"),
+        lambda: client.get(
+            "/api/v1/public/reports/self", headers={"X-Tracking-Code": crypto.new_tracking_code()}
+        ),
+        lambda: client.post("/track/messages", data={"code": "WRONG", "body": "Hello?"}),
+    ]
+    for n in range(settings.lookups_per_10_minutes):
+        assert (await guesses[n % len(guesses)]()).status_code == 404
+    for guess in guesses:
+        response = await guess()
+        assert response.status_code == 429
+        assert int(response.headers["Retry-After"]) > 0
+    # Once limited, even the right code gets no answer: the limit is no oracle.
+    right = await client.get("/api/v1/public/reports/self", headers={"X-Tracking-Code": code})
+    assert right.status_code == 429
+    assert right.json()["error"]["code"] == "rate_limited"
+    page = await client.post("/track", data={"code": code})
+    assert page.status_code == 429
+    assert "text/html" in page.headers["content-type"]
+
+
+async def test_guessing_the_password_on_the_login_page_locks_the_account(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    registered = await register(client)
+    for _ in range(settings.login_lock_after):
+        wrong = await client.post(
+            "/login", data={"email": registered["email"], "password": "guess " * 3}
+        )
+        assert wrong.status_code == 401
+    locked = await client.post("/login", data={"email": registered["email"], "password": PASSWORD})
+    assert locked.status_code == 429
+    assert "pistalka_session" not in locked.headers.get("set-cookie", "")
+    # The page and the API count the same failures: the API is locked too.
+    assert (await login(client, registered["email"])).status_code == 429
+
+
+async def _upload(
+    client: httpx.AsyncClient, slug: str, name: str, data: bytes
+) -> tuple[str, dict[str, Any]]:
+    response = await client.post(
+        f"/api/v1/public/{slug}/reports",
+        data={"description": "See the file."},
+        files=[("files", (name, data, "application/octet-stream"))],
+    )
+    assert response.status_code == 201, response.text
+    code = response.json()["tracking_code"]
+    view = await client.get("/api/v1/public/reports/self", headers={"X-Tracking-Code": code})
+    [attachment] = view.json()["attachments"]
+    return code, attachment
+
+
+async def _download(client: httpx.AsyncClient, code: str, attachment: dict[str, Any]) -> Any:
+    response = await client.get(
+        f"/api/v1/public/reports/self/files/{attachment['id']}",
+        headers={"X-Tracking-Code": code},
+    )
+    assert response.status_code == 200
+    return response
+
+
+def _zip_bomb() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        with z.open("zeros.bin", "w", force_zip64=True) as member:
+            for _ in range(256):
+                member.write(bytes(1024 * 1024))  # 256 MiB unpacked
+    return buffer.getvalue()
+
+
+async def test_a_zip_bomb_is_stored_as_sent_and_never_unpacked(
+    client: httpx.AsyncClient, organisation: dict[str, Any]
+) -> None:
+    bomb = _zip_bomb()
+    assert len(bomb) < 2 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        code, attachment = await _upload(client, organisation["slug"], "archive.zip", bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 1024 * 1024  # far below the 256 MiB it would take unpacked
+    assert attachment["size"] == len(bomb)
+    download = await _download(client, code, attachment)
+    assert download.content == bomb
+    assert download.headers["content-type"] == "application/octet-stream"
+
+
+def _raw_multipart(filename: bytes, data: bytes) -> tuple[bytes, str]:
+    """A multipart body with the file name's bytes as sent (httpx would percent-encode them)."""
+    boundary = b"pistalka-boundary"
+    body = (
+        b"--" + boundary + b'\r\nContent-Disposition: form-data; name="description"\r\n\r\n'
+        b"See the file.\r\n"
+        b"--"
+        + boundary
+        + b'\r\nContent-Disposition: form-data; name="files"; filename="'
+        + filename
+        + b'"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        + data
+        + b"\r\n--"
+        + boundary
+        + b"--\r\n"
+    )
+    return body, f"multipart/form-data; boundary={boundary.decode()}"
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        (b"../../etc/passwd", "passwd"),
+        (b"C:\\x\\y.exe", "y.exe"),
+        (b"report\x00.pdf.exe", "report.pdf.exe"),
+        ("invoice\u202egnp.exe".encode(), "invoicegnp.exe"),
+        (b'quote\\"; filename=\\"evil.html', "quote; filename=evil.html"),
+        (b"tab\tand\x1bescape.txt", "tabandescape.txt"),
+    ],
+)
+async def test_a_file_name_is_cleaned_and_the_download_header_stays_one_header(
+    sent: bytes, stored: str, client: httpx.AsyncClient, organisation: dict[str, Any]
+) -> None:
+    body, content_type = _raw_multipart(sent, b"plain text")
+    response = await client.post(
+        f"/api/v1/public/{organisation['slug']}/reports",
+        content=body,
+        headers={"Content-Type": content_type},
+    )
+    assert response.status_code == 201, response.text
+    code = response.json()["tracking_code"]
+    view = await client.get("/api/v1/public/reports/self", headers={"X-Tracking-Code": code})
+    [attachment] = view.json()["attachments"]
+    assert attachment["name"] == stored
+    download = await _download(client, code, attachment)
+    disposition = download.headers["content-disposition"]
+    # Parsed back as a mail client or a browser would, the header names exactly the clean file.
+    parsed = Message()
+    parsed["Content-Disposition"] = disposition
+    assert parsed.get_content_disposition() == "attachment"
+    assert parsed.get_filename() == stored
+    assert parsed.get_param("filename", header="content-disposition") == stored
+
+
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+HTML = b"<html><script>window.__pwned = 1</script></html>"
+
+
+async def test_a_polyglot_is_served_as_a_download_that_no_browser_renders(
+    client: httpx.AsyncClient, organisation: dict[str, Any]
+) -> None:
+    polyglot = _jpeg() + HTML + _zip_bomb()[:2000]
+    code, attachment = await _upload(client, organisation["slug"], "photo.html", polyglot)
+    download = await _download(client, code, attachment)
+    assert download.headers["content-type"] == "image/jpeg"
+    assert download.headers["content-disposition"].startswith("attachment;")
+    assert download.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in download.headers["content-security-policy"]
+    # What followed the picture's end is not kept: the file is only a picture now.
+    assert HTML not in download.content
+    assert download.content.startswith(b"\xff\xd8")
+    assert download.content.endswith(b"\xff\xd9")
+
+
+async def test_an_html_file_is_never_served_as_html(
+    client: httpx.AsyncClient, organisation: dict[str, Any]
+) -> None:
+    code, attachment = await _upload(client, organisation["slug"], "page.html", HTML)
+    download = await _download(client, code, attachment)
+    assert download.headers["content-type"] == "application/octet-stream"
+    assert download.headers["content-disposition"].startswith("attachment;")
+    assert download.headers["x-content-type-options"] == "nosniff"
+    assert download.content == HTML
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _huge_png() -> bytes:
+    header = struct.pack(">IIBBBBB", 65535, 65535, 8, 6, 0, 0, 0)  # 16 GiB of RGBA pixels
+    pixels = zlib.compress(b"\x00" + bytes(64))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"tEXt", b"Author\x00Jan Novak")
+        + _png_chunk(b"IDAT", pixels)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _huge_jpeg() -> bytes:
+    small = _jpeg()
+    start = small.index(b"\xff\xc0")  # the frame header: precision, height, width
+    return small[: start + 5] + struct.pack(">HH", 65535, 65535) + small[start + 9 :]
+
+
+@pytest.mark.parametrize(("name", "make"), [("huge.png", _huge_png), ("huge.jpg", _huge_jpeg)])
+async def test_a_picture_claiming_a_huge_size_allocates_no_pixels(
+    name: str, make: Any, client: httpx.AsyncClient, organisation: dict[str, Any]
+) -> None:
+    picture = make()
+    tracemalloc.start()
+    try:
+        response = await client.post(
+            f"/api/v1/public/{organisation['slug']}/reports",
+            data={"description": "See the picture."},
+            files=[("files", (name, picture, "image/png"))],
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 201, response.text
+    assert peak < 32 * 1024 * 1024
+    code = response.json()["tracking_code"]
+    view = await client.get("/api/v1/public/reports/self", headers={"X-Tracking-Code": code})
+    [attachment] = view.json()["attachments"]
+    stored = (await _download(client, code, attachment)).content
+    assert b"Jan Novak" not in stored
+    assert struct.pack(">HH", 65535, 65535) in stored or struct.pack(">II", 65535, 65535) in stored
