@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -21,11 +22,15 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from app.config import Settings
+from app.main import create_app
 from app.models import Attachment, AttachmentChunk, Organisation, Report, ReportMessage
 from app.models.base import utcnow
+from app.models.outbox import OutboxMail
+from app.services import mail
 from tests.browser import free_port
 from tests.factories import login, register, submit, verified_organisation
 from tests.served import ServedApp
+from tests.smtp import SMTPServer
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 CLIENTS = 6
@@ -430,3 +435,44 @@ async def test_outage_of_postgresql_answers_503_and_the_service_recovers_by_itse
     finally:
         served.stop()
     assert "Traceback" not in served.log.read_text()
+
+
+async def test_a_receipt_asked_for_while_smtp_is_down_is_sent_once_when_it_is_back(
+    settings: Settings, sessionmaker: Sessionmaker, free_port: int
+) -> None:
+    down = settings.model_copy(update={"smtp_port": free_port})
+    app = create_app(down)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
+        organisation = await verified_organisation(client, sessionmaker)
+        submitted = await submit(
+            client, organisation["slug"], description="Cash payments.", email="wb@example.org"
+        )
+    await app.state.engine.dispose()
+    assert await mail.deliver_due(sessionmaker, down) == 0  # nothing listens: all wait
+    async with sessionmaker() as session:
+        waiting = await session.scalar(
+            select(func.count()).select_from(OutboxMail).where(OutboxMail.sent_at.is_(None))
+        )
+    assert waiting == 3  # the address check, the organisation's notice, the receipt
+
+    server = SMTPServer(port=free_port)
+    server.start()
+    try:
+        later = utcnow() + mail.backoff(1) + timedelta(seconds=1)
+        for _ in range(3):  # the worker's next rounds, and more of them than needed
+            await mail.deliver_due(sessionmaker, down, now=later)
+        await server.wait_for(3, timeout=30)
+        await asyncio.sleep(0.2)
+    finally:
+        server.stop()
+    assert len(server.messages) == 3
+    receipts = [m for m in server.messages if m["To"] == "wb@example.org"]
+    assert len(receipts) == 1
+    receipt = receipts[0].get_content()
+    assert submitted["tracking_url"] in receipt
+    assert "Cash payments." not in receipt
+    for message in server.messages:
+        if message["To"] != "wb@example.org":
+            assert submitted["tracking_code"] not in message.get_content()
