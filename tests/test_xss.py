@@ -1,0 +1,204 @@
+"""Hostile text in Chromium: markup in every field is shown as text and never runs.
+
+The pages' Content-Security-Policy would stop an inline script even if escaping failed, so each
+page is checked both ways: the payload did not run, and it is shown literally as text (which it
+could not be had the browser parsed it as markup).
+"""
+
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.main import create_app
+from app.models import Organisation
+from app.models.base import utcnow
+from app.services import mail
+from tests.factories import PASSWORD, login, register
+from tests.smtp import SMTPServer
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+SCRIPT = "<script>window.__pwned=1</script>"
+IMG = "<img src=x onerror=window.__pwned=2>"
+SVG = '"><svg onload=window.__pwned=3>'
+PAYLOAD = f"{SCRIPT}{IMG}{SVG}"
+
+
+def hostile(field: str) -> str:
+    return f"{field} {PAYLOAD}"
+
+
+@pytest.fixture
+async def hostile_case(live_server: str, sessionmaker: Sessionmaker) -> dict[str, Any]:
+    """An organisation, its settings, a report, messages and a note, all full of markup."""
+    async with httpx.AsyncClient(base_url=live_server) as client:
+        organisation = await register(client, name=hostile("Firma"))
+        async with sessionmaker() as session, session.begin():
+            await session.execute(
+                update(Organisation)
+                .where(Organisation.slug == organisation["slug"])
+                .values(email_verified_at=utcnow())
+            )
+        report = {
+            "description": hostile("description"),
+            "occurred_at": hostile("when"),
+            "location": hostile("where"),
+            "persons_involved": hostile("who"),
+            "relationship": "employee",
+            "anonymous": False,
+            "name": hostile("name"),
+            "contact_address": hostile("address"),
+            "phone": IMG,
+        }
+        submitted = await client.post(f"/api/v1/public/{organisation['slug']}/reports", json=report)
+        assert submitted.status_code == 201, submitted.text
+        code = submitted.json()["tracking_code"]
+        wrote = await client.post(
+            "/api/v1/public/reports/self/messages",
+            json={"body": hostile("whistleblower")},
+            headers={"X-Tracking-Code": code},
+        )
+        assert wrote.status_code == 201
+        assert (await login(client, organisation["email"])).status_code == 200
+        settings = await client.put(
+            f"/api/v1/organisations/{organisation['slug']}/settings",
+            json={
+                "accepts_anonymous": True,
+                "only_own_people": False,
+                "embed_origins": [],
+                "info_how_to_report": hostile("how"),
+                "info_designated_persons": hostile("persons"),
+            },
+        )
+        assert settings.status_code == 200, settings.text
+        case_id = (await client.get("/api/v1/cases")).json()["items"][0]["id"]
+        headers = {"X-Access-Reason": "Reading the report"}
+        assert (await client.get(f"/api/v1/cases/{case_id}", headers=headers)).status_code == 200
+        for kind, status in (("messages", 201), ("notes", 201)):
+            response = await client.post(
+                f"/api/v1/cases/{case_id}/{kind}", json={"body": hostile(kind)}
+            )
+            assert response.status_code == status, response.text
+    return {**organisation, "code": code, "case_id": case_id}
+
+
+async def _assert_shown_as_text(page: Page, *texts: str) -> None:
+    assert await page.evaluate("window.__pwned") is None
+    shown = await page.evaluate("document.body.innerText")
+    for text in texts:
+        assert text in shown, text
+    # No element came out of the payload's markup.
+    assert await page.locator("img[src='x'], svg[onload]").count() == 0
+
+
+async def test_the_whistleblowers_pages_show_markup_as_text(
+    browser: Browser, live_server: str, hostile_case: dict[str, Any]
+) -> None:
+    page = await browser.new_page()
+    slug = hostile_case["slug"]
+    await page.goto(f"{live_server}/{slug}?lang=en")
+    await _assert_shown_as_text(page, hostile("Firma"))
+
+    await page.goto(f"{live_server}/{slug}/info?lang=en")
+    await _assert_shown_as_text(page, hostile("how"), hostile("persons"))
+
+    await page.goto(f"{live_server}/track/{hostile_case['code']}?lang=en")
+    await _assert_shown_as_text(
+        page,
+        hostile("description"),
+        hostile("where"),
+        hostile("whistleblower"),
+        hostile("messages"),
+    )
+    assert hostile("notes") not in await page.evaluate("document.body.innerText")
+
+    # The receipt of a report written in the browser.
+    await page.goto(f"{live_server}/{slug}?lang=en")
+    await page.get_by_label("What happened?").fill(hostile("typed"))
+    await page.get_by_role("button", name="Send the report").click()
+    await expect(page.locator("#tracking-code")).to_be_visible()
+    await _assert_shown_as_text(page, hostile("Firma"))
+    await page.close()
+
+
+async def test_the_designated_persons_pages_show_markup_as_text(
+    browser: Browser, live_server: str, hostile_case: dict[str, Any]
+) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{live_server}/login?lang=en")
+    await page.get_by_label("E-mail").fill(hostile_case["email"])
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in", exact=True).click()
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    await _assert_shown_as_text(page, hostile("Firma"))
+
+    await page.goto(f"{live_server}/cases/{hostile_case['case_id']}?lang=en")
+    reason = page.get_by_label("Reason of access")
+    if await reason.count():
+        await reason.fill("Reading the report")
+        await page.get_by_role("button", name="Open the case").click()
+    await expect(page.get_by_text(hostile("description"))).to_be_visible()
+    await _assert_shown_as_text(
+        page,
+        hostile("description"),
+        hostile("when"),
+        hostile("who"),
+        hostile("name"),
+        hostile("address"),
+        IMG,
+        hostile("whistleblower"),
+        hostile("messages"),
+        hostile("notes"),
+    )
+    await page.goto(f"{live_server}/organisations/{hostile_case['slug']}/settings?lang=en")
+    assert await page.evaluate("window.__pwned") is None
+    assert await page.get_by_label("How to report").input_value() == hostile("how")
+    await page.close()
+
+
+async def test_the_registration_page_shows_rejected_markup_as_text(
+    browser: Browser, live_server: str
+) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{live_server}/register?lang=en")
+    await page.get_by_label("Organisation name").fill(hostile("Firma"))
+    await page.get_by_label("IČO (company number)").fill(
+        "12345678"
+    )  # a wrong check digit: the page comes back
+    await page.get_by_role("button", name="Register", exact=True).click()
+    await expect(page.get_by_label("Organisation name")).to_have_value(hostile("Firma"))
+    assert await page.evaluate("window.__pwned") is None
+    assert await page.locator("img[src='x'], svg[onload]").count() == 0
+    await page.close()
+
+
+async def test_mails_built_from_markup_are_plain_text_with_one_line_headers(
+    settings: Settings, sessionmaker: Sessionmaker, smtp_server: SMTPServer
+) -> None:
+    served = settings.model_copy(update={"smtp_port": smtp_server.port})
+    app = create_app(served)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        organisation = await register(client, name=hostile("Firma"))
+        async with sessionmaker() as session, session.begin():
+            await session.execute(update(Organisation).values(email_verified_at=utcnow()))
+        response = await client.post(
+            f"/api/v1/public/{organisation['slug']}/reports",
+            json={"description": hostile("description"), "email": "wb@example.org"},
+        )
+        assert response.status_code == 201
+    await app.state.engine.dispose()
+    while await mail.deliver_due(sessionmaker, served):
+        pass
+    messages = await smtp_server.wait_for(3)
+    for message in messages:
+        assert message.get_content_type() == "text/plain"
+        assert not message.is_multipart()
+        assert "\n" not in str(message["Subject"])
+        assert hostile("description") not in message.get_content()
+    receipt = next(m for m in messages if m["To"] == "wb@example.org")
+    assert hostile("Firma") in receipt.get_content()
