@@ -31,6 +31,11 @@ LIST_QUERY = (
     "SELECT * FROM report WHERE organisation_id IN "
     "(SELECT id FROM organisation WHERE slug = 'bench-org')"
 )
+# Whether a reason was given in this session (cases.read_reason_given), for the newest case.
+REASON_QUERY = (
+    "SELECT id FROM audit_event WHERE report_id = (SELECT id FROM report "
+    "ORDER BY received_at DESC LIMIT 1) AND action = 'case.read' AND created_at >= now() LIMIT 1"
+)
 
 
 def case_rows(organisation_id: uuid.UUID, public_key: bytes, count: int) -> list[dict[str, object]]:
@@ -200,14 +205,9 @@ def main() -> None:
         samples = timed(client, f"/api/v1/cases/{newest}", args.requests, reason)
         print(common.latency_line("GET /api/v1/cases/{id}", samples))
         print("plan of the list's query:")
-        print(
-            asyncio.run(
-                explain(
-                    args.database_url,
-                    LIST_QUERY,
-                )
-            )
-        )
+        print(asyncio.run(explain(args.database_url, LIST_QUERY)))
+        print("plan of the case's reason-given query:")
+        print(asyncio.run(explain(args.database_url, REASON_QUERY)))
 
 
 if __name__ == "__main__":
