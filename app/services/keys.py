@@ -1,11 +1,14 @@
 """Key custody: member key pairs, grants of the organisation key, recovery and server sub-keys."""
 
+import asyncio
 import hashlib
 import hmac
+import os
+import sys
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-
-import anyio
 
 from app import crypto
 from app.config import Settings
@@ -13,14 +16,19 @@ from app.config import Settings
 # Argon2id takes tens of megabytes and most of a core: at most two run at once (2 cores), so a
 # burst of logins queues instead of starving the event loop and the memory.
 _ARGON2_SLOTS = 2
-_limiter: anyio.CapacityLimiter | None = None
+_ARGON2_NICENESS = 10
 
 
-def _argon2_limiter() -> anyio.CapacityLimiter:
-    global _limiter
-    if _limiter is None:
-        _limiter = anyio.CapacityLimiter(_ARGON2_SLOTS)
-    return _limiter
+def _lower_priority() -> None:
+    # libargon2's lane threads inherit this thread's niceness: a burst of logins then yields the
+    # cores to the event loop, which serves the whistleblowers, instead of sharing them equally.
+    if sys.platform == "linux":
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _ARGON2_NICENESS)
+
+
+_argon2_pool = ThreadPoolExecutor(
+    _ARGON2_SLOTS, thread_name_prefix="argon2", initializer=_lower_priority
+)
 
 
 def argon2_params(settings: Settings) -> crypto.Argon2Params:
@@ -58,8 +66,8 @@ async def derive_password_keys(
     password: str, salt: bytes, params: crypto.Argon2Params
 ) -> crypto.PasswordKeys:
     """Argon2id in a worker thread, bounded, so logins never stall the event loop."""
-    return await anyio.to_thread.run_sync(
-        crypto.derive_password_keys, password, salt, params, limiter=_argon2_limiter()
+    return await asyncio.get_running_loop().run_in_executor(
+        _argon2_pool, crypto.derive_password_keys, password, salt, params
     )
 
 
