@@ -41,5 +41,16 @@ messages: setup
 	$(BIN)/pybabel extract -F babel.cfg -k N_ -o app/locale/messages.pot --no-location --omit-header .
 	$(BIN)/pybabel update -i app/locale/messages.pot -d app/locale -l cs --no-fuzzy-matching --omit-header --no-location
 
+# Every benchmark with small sizes (a few minutes); needs PostgreSQL (bench/common.py) and
+# Chromium. Full sizes and figures: docs/performance.md.
+bench: setup
+	$(BIN)/python bench/crypto_costs.py
+	$(BIN)/python bench/submissions.py --seconds 5
+	$(BIN)/python bench/files.py --megabytes 50
+	$(BIN)/python bench/case_list.py --cases 2000 --requests 20
+	$(BIN)/python bench/login.py --seconds 5
+	$(BIN)/python bench/pages.py
+	[ ! -f bench/purge.py ] || $(BIN)/python bench/purge.py --organisations 100 --per-organisation 20
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
