@@ -6,24 +6,31 @@ never 403: we do not confirm that they exist.
 """
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config import Settings
+from app.deps import operator_cookie_name
 from app.main import create_app
-from app.models import Attachment, Member, Report
+from app.models import Attachment, Member, Organisation, Report
+from app.models.base import utcnow
+from app.services import deadlines, operator
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, login, verified_organisation
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 LOGIN = "login"  # a page that sends the visitor to /login
+OPERATOR_LOGIN = "operator login"  # a page that sends the visitor to /operator/login
 REASON = "Checking who may read this case"
 
 
@@ -37,6 +44,8 @@ class World:
     file: str = ""
     member_a: str = ""
     code: str = ""
+    organisation_a: str = ""
+    operator_cookie: str = ""
 
 
 @dataclass
@@ -76,23 +85,45 @@ def _designated_person(organisation: str) -> Identity:
     return identity
 
 
-# A colleague's new kind of user (e.g. the operator) is one more entry here and one more key in
-# the expectation helpers below.
+async def _operator(client: httpx.AsyncClient, world: World) -> Caller:
+    # The session opened once for the world (a TOTP code is accepted once); its cookie.
+    client.cookies.set(operator_cookie_name(client_settings(client)), world.operator_cookie)
+    page = await client.get("/operator")
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match is not None, "the console carries the CSRF token"
+    return Caller(csrf=match.group(1))
+
+
+# A new kind of user is one more entry here and one more key in the expectation helpers below.
 IDENTITIES: dict[str, Identity] = {
     "anonymous": _anonymous,
     "whistleblower": _whistleblower,
     "dp_a": _designated_person("a"),
     "dp_b": _designated_person("b"),
+    "operator": _operator,
 }
 
 
 def member_api(ok: int, other_org: int = 404) -> dict[str, int | str]:
-    """JSON API of the designated persons; `other_org` is B's person on A's resource."""
-    return {"anonymous": 401, "whistleblower": 401, "dp_a": ok, "dp_b": other_org}
+    """JSON API of the designated persons; `other_org` is B's person on A's resource.
+
+    The operator gets 403 on every one of them: no access to any organisation's data."""
+    return {"anonymous": 401, "whistleblower": 401, "dp_a": ok, "dp_b": other_org, "operator": 403}
 
 
 def member_page(ok: int | str, other_org: int | str = 404) -> dict[str, int | str]:
-    return {"anonymous": LOGIN, "whistleblower": LOGIN, "dp_a": ok, "dp_b": other_org}
+    return {
+        "anonymous": LOGIN,
+        "whistleblower": LOGIN,
+        "dp_a": ok,
+        "dp_b": other_org,
+        "operator": 403,
+    }
+
+
+def operator_page(ok: int | str) -> dict[str, int | str]:
+    """The operator's console: everyone else is sent to the operator's login."""
+    return {**dict.fromkeys(IDENTITIES, OPERATOR_LOGIN), "operator": ok}
 
 
 def everyone(status: int) -> dict[str, int | str]:
@@ -118,9 +149,19 @@ def _filled(template: str, world: World, caller: Caller) -> str:
         .replace("{case_id}", world.case)
         .replace("{attachment_id}", world.file)
         .replace("{member_id}", world.member_a)
+        .replace("{organisation_id}", world.organisation_a)
         .replace("{token}", "no-such-token")
         .replace("{code}", caller.code or "NO-SUCH-CODE")
     )
+
+
+OPERATOR_PASSWORD = "operator password 2026"  # noqa: S105 - the test's own account
+TERMS_EFFECTIVE = (deadlines.local_date(utcnow()) + timedelta(days=20)).isoformat()
+
+
+def client_settings(client: httpx.AsyncClient) -> Settings:
+    settings: Settings = client._transport.app.state.settings  # type: ignore[attr-defined]
+    return settings
 
 
 BODY = {"body": "A question for the whistleblower."}
@@ -150,6 +191,10 @@ MATRIX: dict[tuple[str, str], Call] = {
         everyone(201), json={"description": "Another report."}
     ),
     ("GET", "/login"): Call({**everyone(200), "dp_a": 303, "dp_b": 303}),
+    ("GET", "/operator/login"): Call({**everyone(200), "operator": 303}),
+    ("POST", "/operator/login"): Call(
+        everyone(401), form={"email": "nobody@example.cz", "password": "x", "totp": "000000"}
+    ),
     ("POST", "/login"): Call(everyone(401), form={"email": "nobody@example.cz", "password": "x"}),
     ("POST", "/api/v1/auth/login"): Call(
         everyone(401), json={"email": "nobody@example.cz", "password": "wrong password"}
@@ -303,13 +348,34 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("DELETE", "/api/v1/organisations/{slug}/cancellation"): Call(member_api(200)),
     ("POST", "/organisations/{slug}/leave"): Call(member_page(303), form={"confirm": "{slug}"}),
     ("POST", "/organisations/{slug}/leave/withdraw"): Call(member_page(303), form={}),
+    # The operator's console: registrations, terms, incidents; logging out comes last.
+    ("GET", "/operator"): Call(operator_page(200)),
+    ("POST", "/operator/organisations/{organisation_id}/verify"): Call(operator_page(303), form={}),
+    ("POST", "/operator/organisations/{organisation_id}/block"): Call(
+        operator_page(303), form={"reason": "False company data"}
+    ),
+    ("POST", "/operator/organisations/{organisation_id}/unblock"): Call(
+        operator_page(303), form={"reason": "Corrected"}
+    ),
+    ("POST", "/operator/terms"): Call(
+        operator_page(303),
+        form={"version": "2", "summary": "Prices change.", "effective_on": TERMS_EFFECTIVE},
+    ),
+    ("POST", "/operator/incidents"): Call(
+        operator_page(303),
+        form={
+            "title": "Exposed backup",
+            "description": "Readable for an hour.",
+            "detected_on": "2026-01-05",
+            "organisations": "{organisation_id}",
+        },
+    ),
+    # Logging out sends the operator to the login page, as the lack of a session does.
+    ("POST", "/operator/logout"): Call(operator_page(OPERATOR_LOGIN), form={}),
 }
 
 # Not the app's own routes: the OpenAPI document and static files.
 NOT_CHECKED = {("GET", "/openapi.json"), ("HEAD", "/openapi.json")}
-# The operator console is being built by a colleague: its routes get their entries (and an
-# "operator" identity) with it.
-BEING_BUILT = ("/operator", "/api/v1/operator")
 
 
 def app_routes(app: Any) -> set[tuple[str, str]]:
@@ -324,13 +390,21 @@ def app_routes(app: Any) -> set[tuple[str, str]]:
 
 def test_every_route_has_an_entry_in_the_matrix(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'unused.db'}"))
-    routes = {
-        route for route in app_routes(app) - NOT_CHECKED if not route[1].startswith(BEING_BUILT)
-    }
+    routes = app_routes(app) - NOT_CHECKED
     assert sorted(routes - MATRIX.keys()) == [], "new routes need an entry in MATRIX"
     assert sorted(MATRIX.keys() - routes) == [], "MATRIX names routes that no longer exist"
     for key, call in MATRIX.items():
         assert call.expect.keys() == IDENTITIES.keys(), key
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with room for every identity's submission within the hourly limit."""
+    app = create_app(settings.model_copy(update={"submissions_per_hour": 100}))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+    await app.state.engine.dispose()
 
 
 async def _world(client: httpx.AsyncClient, sessionmaker: Sessionmaker) -> World:
@@ -350,6 +424,24 @@ async def _world(client: httpx.AsyncClient, sessionmaker: Sessionmaker) -> World
         world.file = str(await session.scalar(select(Attachment.id)))
         world.member_a = str(
             await session.scalar(select(Member.id).where(Member.email == world.a["email"]))
+        )
+        world.organisation_a = str(
+            await session.scalar(
+                select(Organisation.id).where(Organisation.slug == world.a["slug"])
+            )
+        )
+    settings = client_settings(client)
+    async with sessionmaker() as session, session.begin():
+        created = await operator.create_operator(
+            session, settings, "ops@pistalka.example", OPERATOR_PASSWORD
+        )
+    async with sessionmaker() as session, session.begin():
+        world.operator_cookie = await operator.login(
+            session,
+            settings,
+            "ops@pistalka.example",
+            OPERATOR_PASSWORD,
+            pyotp.TOTP(created.totp_secret).now(),
         )
     return world
 
@@ -372,6 +464,8 @@ async def _answer(
         kwargs["files"] = call.files
     response = await client.request(method, url, **kwargs)
     location = response.headers.get("location", "")
+    if response.status_code in (302, 303) and location.split("?")[0].endswith("/operator/login"):
+        return OPERATOR_LOGIN
     if response.status_code in (302, 303) and location.split("?")[0].endswith("/login"):
         return LOGIN
     return response.status_code
