@@ -21,7 +21,7 @@ from app.db import create_engine, create_sessionmaker
 from app.main import create_app
 from app.models import Base
 
-pytest_plugins = ["tests.smtp", "tests.browser"]
+pytest_plugins = ["tests.smtp", "tests.browser", "tests.fake_gopay"]
 
 POSTGRES_URL = os.environ.get("PISTALKA_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]

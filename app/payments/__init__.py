@@ -1,0 +1,1 @@
+"""Card payments through an external gateway."""
