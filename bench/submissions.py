@@ -97,7 +97,9 @@ def main() -> None:
     parser.add_argument(
         "--client-processes", type=int, default=1, help="processes the clients are spread over"
     )
-    parser.add_argument("--profile", help="write a py-spy profile of our server to this file")
+    parser.add_argument(
+        "--profile", help="write py-spy's raw stacks of our server here (pip install py-spy)"
+    )
     parser.add_argument("--no-ceiling", action="store_true", help="measure our server only")
     args = parser.parse_args()
     body = common.report_body(5000)
