@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     # A human needs a few seconds to fill in the form; bots post at once.
     form_min_fill_seconds: float = 3.0
 
+    # The operator as the supplier on invoices.
+    supplier_name: str = "Píšťalka s.r.o."
+    supplier_address: str = "Praha"
+    supplier_ico: str = "00000000"
+    supplier_dic: str = ""
+    supplier_bank_account: str = ""
+    # The card payment gateway (GoPay); card payments are offered only when it is configured.
+    gopay_url: str = ""
+    gopay_goid: int = 0
+    gopay_client_id: str = ""
+    gopay_client_secret: SecretStr | None = None
+
     @field_validator("secret_key")
     @classmethod
     def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:

@@ -32,6 +32,7 @@ from app.routers import (
     api_register,
     api_settings,
     api_team,
+    billing,
     case_pages,
     export,
     insight_pages,
@@ -260,6 +261,7 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.include_router(api_public.router)
     app.include_router(api_register.router)
     app.include_router(leaving.api)
+    app.include_router(billing.api)
     app.include_router(admin.router)
     app.include_router(case_pages.router)
     app.include_router(insight_pages.router)
@@ -269,6 +271,7 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.include_router(export.router)
     app.include_router(leaving.pages)
     app.include_router(operator_pages.router)
+    app.include_router(billing.pages)
     app.include_router(public.router)
     app.include_router(intake.router)  # last: it owns the catch-all /{slug}
     return app

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.models.base import utcnow
-from app.services import deadlines, leaving, mail, reminders, retention
+from app.services import billing, deadlines, leaving, mail, reminders, retention
 
 logger = logging.getLogger("pistalka.worker")
 
@@ -53,13 +53,26 @@ async def purge_expired(sessionmaker: async_sessionmaker[AsyncSession], settings
     return erased + await leaving.erase_cancelled(sessionmaker)
 
 
+async def bill(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> int:
+    """Charge the recurring payments due and announce plans ending in 14 days, hourly."""
+    global _billed_at
+    now = time.monotonic()
+    if _billed_at is not None and now - _billed_at < BILLING_INTERVAL:
+        return 0
+    _billed_at = now
+    renewed = await billing.renew_due(sessionmaker, settings)
+    return renewed + await billing.ending_notices(sessionmaker, settings)
+
+
 REMINDER_INTERVAL = 600.0
+BILLING_INTERVAL = 3600.0
 _reminded_at: float | None = None
+_billed_at: float | None = None
 _purged_on: date | None = None
 
 # Run in this order on every round; a new periodic job is one more function here. Reminders
 # come first, so the mails they queue go out in the same round.
-JOBS: list[Job] = [purge_expired, remind_deadlines, deliver_mail]
+JOBS: list[Job] = [purge_expired, remind_deadlines, bill, deliver_mail]
 
 
 async def run_jobs(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:

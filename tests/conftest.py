@@ -5,21 +5,23 @@ file, on PostgreSQL the shared test database emptied after the test. Tests commi
 workers and concurrent sessions can be tested as they run in production.
 """
 
+import importlib.util
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from app import migrate
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app
-from app.models import Base
+from app.models import Base, Plan
 
 pytest_plugins = ["tests.smtp", "tests.browser", "tests.fake_gopay"]
 
@@ -70,11 +72,26 @@ def postgres_schema() -> str:
     return POSTGRES_URL
 
 
+def starting_plans() -> list[dict[str, object]]:
+    """The price list the billing migration seeds, as every fresh database has it."""
+    path = next(Path(migrate.__file__).parent.parent.glob("migrations/versions/*_billing.py"))
+    spec = importlib.util.spec_from_file_location("billing_migration", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plans: list[dict[str, object]] = module.STARTING_PLANS
+    return plans
+
+
 async def empty_postgres(url: str) -> None:
     engine = create_async_engine(Settings(database_url=url).resolved_database_url)
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     async with engine.begin() as connection:
         await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        await connection.execute(
+            insert(Plan), [{"id": uuid.uuid4(), **plan} for plan in starting_plans()]
+        )
     await engine.dispose()
 
 

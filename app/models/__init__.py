@@ -2,6 +2,7 @@
 
 from app.models.audit import AuditEvent
 from app.models.base import Base
+from app.models.billing import Invoice, InvoiceCounter, Order, Plan, Subscription
 from app.models.member import Invitation, LoginThrottle, Member, MemberSession, Membership
 from app.models.operator import (
     IncidentNotice,
@@ -31,19 +32,24 @@ __all__ = [
     "CaseNote",
     "DeadlineReminder",
     "IncidentNotice",
+    "Invoice",
+    "InvoiceCounter",
     "Invitation",
     "LoginThrottle",
     "Member",
     "MemberSession",
     "Membership",
     "Operator",
+    "Order",
     "OperatorEvent",
     "OperatorSession",
     "Organisation",
+    "Plan",
     "OutboxMail",
     "PurgedReport",
     "Report",
     "ReportMessage",
     "SecurityIncident",
+    "Subscription",
     "TermsVersion",
 ]

@@ -12,6 +12,8 @@ class Organisation(UUIDPrimaryKey, Base):
     slug: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     ico: Mapped[str] = mapped_column(String(8))
+    # VAT number for invoices (e.g. CZ12345678); empty when the organisation is not a VAT payer.
+    dic: Mapped[str] = mapped_column(String(14), default="")
     address: Mapped[str] = mapped_column(String(500))
     email: Mapped[str] = mapped_column(String(254))
     email_verified_at: Mapped[datetime | None]

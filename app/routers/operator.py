@@ -1,10 +1,13 @@
 """The operator's console: registrations (counts only), blocks, terms and security incidents."""
 
+import uuid
 from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
 
 from app.db import SessionDep
 from app.deps import (
@@ -14,11 +17,13 @@ from app.deps import (
     operator_cookie_name,
     require_operator_csrf,
 )
-from app.errors import AppError, InvalidInput
+from app.errors import AppError, InvalidInput, NotFound
 from app.i18n import N_
+from app.models import Order, Plan
 from app.models.base import utcnow
-from app.services import deadlines, operator
+from app.services import billing, deadlines, operator
 from app.services.cases import PRAGUE
+from app.services.invoice_pdf import format_amount
 from app.services.registration import terms_in_effect
 from app.templating import redirect, render
 
@@ -100,6 +105,9 @@ async def _console(
             "upcoming_terms": await operator.upcoming_terms(session, today),
             "incidents": await operator.incidents(session),
             "events": await operator.events(session, limit=50),
+            "plans": list(await session.scalars(select(Plan).order_by(Plan.sort_order))),
+            "orders": await operator.waiting_orders(session),
+            "money": format_amount,
             "earliest_effective": today + timedelta(days=operator.TERMS_NOTICE_DAYS),
             "error": error,
             "done": request.query_params.get("done"),
@@ -233,6 +241,115 @@ async def record_incident(
         )
 
     return await _act(request, session, current, step(), "incident")
+
+
+def _whole(value: str, field: str) -> int:
+    try:
+        return int(value.strip() or "0")
+    except ValueError:
+        raise InvalidInput(N_("Enter a whole number."), field=field) from None
+
+
+def _hellers(value: str, field: str) -> int:
+    """A price in crowns as typed (`4900` or `4 900,50`) in hellers."""
+    cleaned = value.strip().replace("\u00a0", "").replace(" ", "").replace(",", ".") or "0"
+    try:
+        amount = Decimal(cleaned)
+    except InvalidOperation:
+        raise InvalidInput(N_("Enter a price in crowns."), field=field) from None
+    if not amount.is_finite() or amount < 0 or amount > 10**7:
+        raise InvalidInput(N_("Enter a price in crowns."), field=field)
+    return int((amount * 100).to_integral_value())
+
+
+@router.post("/operator/plans", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def save_plan(
+    request: Request,
+    session: SessionDep,
+    current: CurrentOperatorDep,
+    code: Annotated[str, Form(max_length=100)] = "",
+    name_cs: Annotated[str, Form(max_length=200)] = "",
+    name_en: Annotated[str, Form(max_length=200)] = "",
+    description_cs: Annotated[str, Form(max_length=RAW_TEXT)] = "",
+    description_en: Annotated[str, Form(max_length=RAW_TEXT)] = "",
+    price_year: Annotated[str, Form(max_length=40)] = "",
+    price_month: Annotated[str, Form(max_length=40)] = "",
+    vat_rate: Annotated[str, Form(max_length=10)] = "21",
+    max_designated_persons: Annotated[str, Form(max_length=10)] = "",
+    max_embed_origins: Annotated[str, Form(max_length=10)] = "",
+    active: Annotated[str, Form(max_length=10)] = "",
+    sort_order: Annotated[str, Form(max_length=10)] = "0",
+) -> Response:
+    async def step() -> None:
+        data = operator.PlanData(
+            code=code,
+            name_cs=name_cs,
+            name_en=name_en,
+            description_cs=description_cs,
+            description_en=description_en,
+            price_year=_hellers(price_year, "price_year"),
+            price_month=_hellers(price_month, "price_month"),
+            vat_rate=_whole(vat_rate, "vat_rate"),
+            max_designated_persons=_whole(max_designated_persons, "max_designated_persons"),
+            max_embed_origins=_whole(max_embed_origins, "max_embed_origins"),
+            active=bool(active),
+            sort_order=_whole(sort_order, "sort_order"),
+        )
+        await operator.save_plan(session, current, data)
+
+    return await _act(request, session, current, step(), "plan")
+
+
+def _order_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(N_("No such order.")) from None
+
+
+@router.post(
+    "/operator/orders/{order_id}/proforma",
+    response_class=HTMLResponse,
+    dependencies=[CsrfChecked],
+)
+async def issue_proforma(
+    order_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentOperatorDep,
+) -> Response:
+    async def step() -> None:
+        invoice = await billing.issue_proforma(session, settings, _order_id(order_id))
+        await operator.log_billing(
+            session, current, invoice.organisation_id, "proforma", invoice.number
+        )
+
+    return await _act(request, session, current, step(), "proforma")
+
+
+@router.post(
+    "/operator/orders/{order_id}/paid", response_class=HTMLResponse, dependencies=[CsrfChecked]
+)
+async def record_payment(
+    order_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentOperatorDep,
+    paid_on: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    async def step() -> None:
+        day = _parse_date(paid_on, "paid_on")
+        if day > deadlines.local_date(utcnow()):
+            raise InvalidInput(N_("A payment cannot arrive in the future."), field="paid_on")
+        order = _order_id(order_id)
+        await billing.record_payment(session, settings, order, day)
+        paid = await session.get(Order, order)
+        assert paid is not None  # noqa: S101 - record_payment found it
+        await operator.log_billing(session, current, paid.organisation_id, "payment", str(day))
+
+    return await _act(request, session, current, step(), "paid")
 
 
 @router.get("/terms", response_class=HTMLResponse)

@@ -9,7 +9,7 @@ import base64
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
 import anyio
@@ -29,7 +29,9 @@ from app.models import (
     Operator,
     OperatorEvent,
     OperatorSession,
+    Order,
     Organisation,
+    Plan,
     Report,
     SecurityIncident,
     TermsVersion,
@@ -475,3 +477,76 @@ async def events(session: AsyncSession, limit: int = 200) -> list[OperatorEvent]
             select(OperatorEvent).order_by(OperatorEvent.created_at.desc()).limit(limit)
         )
     )
+
+
+@dataclass(frozen=True)
+class PlanData:
+    code: str
+    name_cs: str
+    name_en: str
+    description_cs: str
+    description_en: str
+    price_year: int
+    price_month: int
+    vat_rate: int
+    max_designated_persons: int
+    max_embed_origins: int
+    active: bool
+    sort_order: int
+
+
+async def save_plan(session: AsyncSession, current: CurrentOperator, data: PlanData) -> Plan:
+    """Add a plan to the price list or change one; plans are never deleted, only withdrawn."""
+    code = data.code.strip().lower()
+    if not code or len(code) > 40 or not code.replace("-", "").isalnum():
+        raise InvalidInput(N_("The code is letters, digits and dashes."), field="code")
+    if not all(1 <= len(name.strip()) <= 100 for name in (data.name_cs, data.name_en)):
+        raise InvalidInput(N_("Name the plan in Czech and English."), field="name_cs")
+    numbers = (data.price_year, data.price_month, data.max_designated_persons)
+    if min(numbers) < 0 or max(numbers) > 10**9 or not 0 <= data.vat_rate <= 100:
+        raise InvalidInput(N_("Prices and limits must be whole non-negative numbers."))
+    if data.max_designated_persons < 1 or data.max_embed_origins < 0:
+        raise InvalidInput(N_("A plan allows at least one designated person."))
+    plan = await session.scalar(select(Plan).where(Plan.code == code))
+    if plan is None:
+        plan = Plan(code=code)
+        session.add(plan)
+    if code == "free" and (data.price_year or data.price_month or not data.active):
+        raise InvalidInput(N_("The free plan stays free and offered."), field="code")
+    for name, value in asdict(data).items():
+        if name != "code":
+            setattr(plan, name, value.strip() if isinstance(value, str) else value)
+    await _log(session, current, None, "operator.plan_saved", code)
+    await session.flush()
+    return plan
+
+
+async def waiting_orders(session: AsyncSession) -> list[tuple[Order, Organisation, Plan]]:
+    """Orders by transfer that wait for a proforma or for their payment."""
+    rows = await session.execute(
+        select(Order, Organisation, Plan)
+        .join(Organisation, Organisation.id == Order.organisation_id)
+        .join(Plan, Plan.id == Order.plan_id)
+        .where(Order.method == "transfer", Order.status.in_(("requested", "pending")))
+        .order_by(Order.created_at)
+    )
+    return [(order, organisation, plan) for order, organisation, plan in rows.all()]
+
+
+async def log_billing(
+    session: AsyncSession,
+    current: CurrentOperator,
+    organisation_id: uuid.UUID,
+    what: str,
+    detail: str,
+) -> None:
+    """The sales department's steps on an order, in the operator's log."""
+    session.add(
+        OperatorEvent(
+            operator_id=current.operator.id,
+            organisation_id=organisation_id,
+            action=f"operator.{what}",
+            detail=detail,
+        )
+    )
+    await session.flush()

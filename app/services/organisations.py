@@ -14,7 +14,7 @@ from app.errors import NotFound
 from app.i18n import N_
 from app.models import Membership, Organisation
 from app.schemas.settings import OrganisationSettings, OrganisationSettingsRead
-from app.services import registration
+from app.services import billing, registration
 
 UNKNOWN_ORGANISATION = N_("No organisation uses this address.")
 FRAME_TITLE = N_("Whistleblowing report form of %(name)s")
@@ -42,6 +42,9 @@ async def update_settings(
     session: AsyncSession, organisation: Organisation, data: OrganisationSettings
 ) -> Organisation:
     """Store validated settings; the form's framing policy follows the new origins at once."""
+    if len(data.embed_origins) > len(organisation.allowed_embed_origins):
+        # Only a growing list is checked: a plan that ended keeps the form where it is embedded.
+        await billing.check_embed_origins(session, organisation, len(data.embed_origins))
     organisation.accepts_anonymous = data.accepts_anonymous
     organisation.only_own_people = data.only_own_people
     organisation.embed_origins = "\n".join(data.embed_origins)

@@ -19,7 +19,7 @@ from app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from app.i18n import N_
 from app.models import Invitation, Member, MemberSession, Membership, Organisation
 from app.models.base import utcnow
-from app.services import audit, keys, mail
+from app.services import audit, billing, keys, mail
 from app.services.auth import CurrentMember
 from app.templating import render_mail
 
@@ -70,6 +70,7 @@ async def invite(
 ) -> None:
     """Add a person who already has an account, or send an invitation to set one up."""
     email = email.strip().lower()
+    await billing.check_designated_persons(session, organisation)
     existing = await session.scalar(select(Member).where(Member.email == email))
     if existing is not None:
         already = await session.scalar(

@@ -1,0 +1,675 @@
+"""Subscriptions as the terms describe them: a free plan, paid plans ordered for 12 months or
+for 24 months with a recurring card payment, proforma invoices through the sales department,
+invoices at every payment. No refund: stopping or cancelling keeps the plan to the end of the
+paid period.
+
+A plan's limits never block receiving a report or meeting a deadline: they bound the team and
+the websites that embed the form, nothing the Act requires.
+"""
+
+import calendar
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import asdict
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import false, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.errors import Conflict, InvalidInput, NotFound
+from app.i18n import N_
+from app.models import (
+    Invitation,
+    Invoice,
+    InvoiceCounter,
+    Membership,
+    Order,
+    Organisation,
+    Plan,
+    Subscription,
+)
+from app.models.base import utcnow
+from app.payments.gopay import RECURRENCE_STOPPED, GatewayError, GatewayPayment, GoPay
+from app.services import deadlines, leaving, mail
+from app.services.invoice_pdf import (
+    InvoiceDocument,
+    InvoiceLine,
+    Party,
+    format_amount,
+    render_invoice,
+)
+from app.services.retention import PRAGUE
+from app.templating import render_mail
+
+logger = logging.getLogger("pistalka.billing")
+
+FREE = "free"
+TERMS = {"year": 12, "recurring": 24}
+RECURRING_MONTHS = 24
+ENDING_NOTICE_DAYS = 14
+PROFORMA_DUE_DAYS = 14
+CURRENCY = "CZK"
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` later, or the month's last day (Civil Code § 605)."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def today() -> date:
+    return deadlines.local_date(utcnow())
+
+
+def card_payments(settings: Settings) -> bool:
+    """Whether the card payment gateway is configured."""
+    return bool(settings.gopay_url) and settings.gopay_client_secret is not None
+
+
+def gateway(settings: Settings) -> GoPay | None:
+    """A client of the card payment gateway, when configured; the caller closes it."""
+    if not card_payments(settings) or settings.gopay_client_secret is None:
+        return None
+    return GoPay(
+        base_url=settings.gopay_url,
+        goid=settings.gopay_goid,
+        client_id=settings.gopay_client_id,
+        client_secret=settings.gopay_client_secret.get_secret_value(),
+    )
+
+
+async def price_list(session: AsyncSession) -> list[Plan]:
+    return list(
+        await session.scalars(select(Plan).where(Plan.active).order_by(Plan.sort_order, Plan.code))
+    )
+
+
+async def current_subscription(
+    session: AsyncSession, organisation_id: uuid.UUID, day: date | None = None
+) -> Subscription | None:
+    day = day or today()
+    result: Subscription | None = await session.scalar(
+        select(Subscription)
+        .where(
+            Subscription.organisation_id == organisation_id,
+            Subscription.starts_on <= day,
+            Subscription.paid_until >= day,
+        )
+        .order_by(Subscription.paid_until.desc())
+        .limit(1)
+    )
+    return result
+
+
+async def current_plan(
+    session: AsyncSession, organisation_id: uuid.UUID, day: date | None = None
+) -> Plan:
+    """The plan in force: the paid one, else the free one."""
+    subscription = await current_subscription(session, organisation_id, day)
+    plan_id = subscription.plan_id if subscription is not None else None
+    plan = await session.get(Plan, plan_id) if plan_id is not None else None
+    if plan is None:
+        plan = await session.scalar(select(Plan).where(Plan.code == FREE))
+    if plan is None:
+        raise RuntimeError("the price list has no free plan")
+    return plan
+
+
+async def check_designated_persons(session: AsyncSession, organisation: Organisation) -> None:
+    """Before inviting one more designated person."""
+    plan = await current_plan(session, organisation.id)
+    members = await session.scalar(
+        select(func.count()).where(Membership.organisation_id == organisation.id)
+    )
+    pending = await session.scalar(
+        select(func.count()).where(
+            Invitation.organisation_id == organisation.id,
+            Invitation.accepted_at.is_(None),
+            Invitation.expires_at > utcnow(),
+        )
+    )
+    if (members or 0) + (pending or 0) >= plan.max_designated_persons:
+        raise Conflict(
+            N_(
+                "Your plan allows no more designated persons. A higher plan on the price list "
+                "allows more."
+            ),
+            code="plan_limit",
+            field="email",
+        )
+
+
+async def check_embed_origins(
+    session: AsyncSession, organisation: Organisation, count: int
+) -> None:
+    """Before saving the websites allowed to embed the form."""
+    plan = await current_plan(session, organisation.id)
+    if count > plan.max_embed_origins:
+        raise Conflict(
+            N_(
+                "Your plan allows fewer websites to embed the form. A higher plan on the price "
+                "list allows more."
+            ),
+            code="plan_limit",
+            field="embed_origins",
+        )
+
+
+def _amounts(plan: Plan, term: str) -> tuple[int, int, int]:
+    """Base, VAT (rounded half up to hellers) and total of one payment of the plan."""
+    base = plan.price_year if term == "year" else plan.price_month
+    vat = (base * plan.vat_rate + 50) // 100
+    return base, vat, base + vat
+
+
+async def _lock_writes(session: AsyncSession) -> None:
+    """On SQLite, take the write lock before reading what decides a charge or a mail."""
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite":
+        await session.execute(
+            update(Subscription)
+            .where(false())
+            .values(term=Subscription.term)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _variable_symbol() -> str:
+    return str(1_000_000_000 + secrets.randbelow(9_000_000_000))
+
+
+async def _plan_to_order(session: AsyncSession, code: str, term: str, method: str) -> Plan:
+    if term not in TERMS:
+        raise InvalidInput(N_("Choose 12 months or 24 months with a monthly card payment."))
+    if method not in ("card", "transfer"):
+        raise InvalidInput(N_("Choose how to pay."))
+    if term == "recurring" and method != "card":
+        raise InvalidInput(N_("The recurring payment is made by card."), field="method")
+    plan = await session.scalar(select(Plan).where(Plan.code == code, Plan.active))
+    if plan is None or plan.free:
+        raise NotFound(N_("No such plan on the price list."))
+    return plan
+
+
+def _description(plan: Plan, term: str) -> str:
+    if term == "year":
+        return f"Píšťalka {plan.name_cs} – 12 měsíců / 12 months"
+    return f"Píšťalka {plan.name_cs} – 1 měsíc (24měsíční předplatné) / 1 month (24-month plan)"
+
+
+async def place_order(
+    session: AsyncSession,
+    settings: Settings,
+    organisation: Organisation,
+    *,
+    plan_code: str,
+    term: str,
+    method: str,
+) -> tuple[Order, str | None]:
+    """Order a plan; for a card payment also the gateway's address to send the payer to."""
+    plan = await _plan_to_order(session, plan_code, term, method)
+    base, vat, total = _amounts(plan, term)
+    order = Order(
+        organisation_id=organisation.id,
+        plan_id=plan.id,
+        term=term,
+        method=method,
+        base=base,
+        vat=vat,
+        total=total,
+        vat_rate=plan.vat_rate,
+        currency=CURRENCY,
+        variable_symbol=_variable_symbol(),
+        status="requested" if method == "transfer" else "pending",
+    )
+    session.add(order)
+    await session.flush()
+    if method == "transfer":
+        return order, None
+    client = gateway(settings)
+    if client is None:
+        raise Conflict(
+            N_("Card payments are not available now. Order through the sales department."),
+            code="gateway_unavailable",
+        )
+    base_url = settings.public_url.rstrip("/")
+    try:
+        payment = await client.create_payment(
+            amount=total,
+            currency=CURRENCY,
+            order_number=order.variable_symbol,
+            description=_description(plan, term),
+            payer_email=organisation.email,
+            return_url=f"{base_url}/organisations/{organisation.slug}/billing?order={order.id}",
+            notification_url=f"{base_url}/api/v1/payments/gopay",
+            recurring_until=(
+                add_months(today(), RECURRING_MONTHS) if term == "recurring" else None
+            ),
+        )
+    except GatewayError as exc:
+        logger.warning("card payment could not be created: %s", exc)
+        raise Conflict(
+            N_("The payment gateway is not answering. Try again later."),
+            code="gateway_unavailable",
+        ) from None
+    finally:
+        await client.aclose()
+    order.gateway_payment_id = payment.id
+    await session.flush()
+    return order, payment.gw_url
+
+
+async def _next_number(session: AsyncSession, kind: str, year: int) -> int:
+    """The next number of the series, gap-free: taken under a lock, given back on rollback."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        counter_row = postgresql_insert(InvoiceCounter).values(kind=kind, year=year, last=0)
+        await session.execute(counter_row.on_conflict_do_nothing())
+    else:
+        # SQLite: the write lock first, so two issuers never read the same last number.
+        await session.execute(
+            update(InvoiceCounter)
+            .where(false())
+            .values(last=InvoiceCounter.last)
+            .execution_options(synchronize_session=False)
+        )
+        statement = sqlite_insert(InvoiceCounter).values(kind=kind, year=year, last=0)
+        await session.execute(statement.on_conflict_do_nothing())
+    counter = await session.scalar(
+        select(InvoiceCounter)
+        .where(InvoiceCounter.kind == kind, InvoiceCounter.year == year)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert counter is not None  # noqa: S101 - inserted above
+    counter.last += 1
+    await session.flush()
+    return counter.last
+
+
+def number_text(kind: str, year: int, sequence: int) -> str:
+    return f"{'ZF' if kind == 'proforma' else ''}{year}{sequence:06d}"
+
+
+async def _issue(
+    session: AsyncSession,
+    settings: Settings,
+    order: Order,
+    kind: str,
+    *,
+    issued_on: date,
+    taxable_supply_on: date | None,
+    due_on: date,
+) -> Invoice:
+    organisation = await session.get(Organisation, order.organisation_id)
+    plan = await session.get(Plan, order.plan_id)
+    assert organisation is not None  # noqa: S101 - a foreign key
+    assert plan is not None  # noqa: S101 - a foreign key
+    sequence = await _next_number(session, kind, issued_on.year)
+    document = InvoiceDocument(
+        kind="proforma" if kind == "proforma" else "invoice",
+        number=number_text(kind, issued_on.year, sequence),
+        supplier=Party(
+            settings.supplier_name,
+            settings.supplier_address,
+            settings.supplier_ico,
+            settings.supplier_dic or None,
+        ),
+        customer=Party(
+            organisation.name, organisation.address, organisation.ico, organisation.dic or None
+        ),
+        issued_on=issued_on,
+        taxable_supply_on=taxable_supply_on,
+        due_on=due_on,
+        variable_symbol=order.variable_symbol,
+        lines=[
+            InvoiceLine(
+                description=_description(plan, order.term),
+                quantity=1,
+                unit_price=order.base,
+                vat_rate=order.vat_rate,
+            )
+        ],
+        currency=order.currency,
+        bank_account=settings.supplier_bank_account or None if kind == "proforma" else None,
+        paid=kind == "invoice" and order.method == "card",
+    )
+    invoice = Invoice(
+        organisation_id=organisation.id,
+        order_id=order.id,
+        kind=kind,
+        year=issued_on.year,
+        sequence=sequence,
+        number=document.number,
+        issued_on=issued_on,
+        document=json.dumps(asdict(document), default=str, ensure_ascii=False),
+        pdf=render_invoice(document),
+    )
+    session.add(invoice)
+    await session.flush()
+    return invoice
+
+
+async def _mail(
+    session: AsyncSession,
+    settings: Settings,
+    organisation: Organisation,
+    name: str,
+    **context: object,
+) -> None:
+    subject, text = render_mail(
+        name,
+        organisation=organisation,
+        link=f"{settings.public_url.rstrip('/')}/organisations/{organisation.slug}/billing",
+        **context,
+    )
+    for email in sorted(
+        {organisation.email, *await leaving.designated_persons(session, organisation.id)}
+    ):
+        await mail.enqueue(session, settings, kind=name, to=email, subject=subject, text=text)
+
+
+async def _locked_order(session: AsyncSession, order_id: uuid.UUID) -> Order:
+    order = await session.scalar(
+        select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if order is None:
+        raise NotFound(N_("No such order."))
+    return order
+
+
+async def issue_proforma(session: AsyncSession, settings: Settings, order_id: uuid.UUID) -> Invoice:
+    """The sales department's proforma for an order paid by transfer."""
+    order = await _locked_order(session, order_id)
+    if order.method != "transfer" or order.status != "requested":
+        raise Conflict(N_("This order does not wait for a proforma invoice."), code="order_state")
+    day = today()
+    invoice = await _issue(
+        session,
+        settings,
+        order,
+        "proforma",
+        issued_on=day,
+        taxable_supply_on=None,
+        due_on=day + timedelta(days=PROFORMA_DUE_DAYS),
+    )
+    order.status = "pending"
+    organisation = await session.get(Organisation, order.organisation_id)
+    assert organisation is not None  # noqa: S101
+    await _mail(
+        session, settings, organisation, "billing_proforma", number=invoice.number,
+        total=format_amount(order.total), variable_symbol=order.variable_symbol,
+        due_on=(day + timedelta(days=PROFORMA_DUE_DAYS)).strftime("%d. %m. %Y"),
+    )  # fmt: skip
+    return invoice
+
+
+async def record_payment(
+    session: AsyncSession, settings: Settings, order_id: uuid.UUID, paid_on: date
+) -> bool:
+    """Record that an order is paid: the plan runs from `paid_on` inclusive, the invoice follows.
+
+    Recording twice records once; the answer says whether this call recorded it.
+    """
+    order = await _locked_order(session, order_id)
+    if order.status == "paid":
+        return False
+    if order.status not in ("pending", "requested"):
+        raise Conflict(N_("This order cannot be paid any more."), code="order_state")
+    order.status = "paid"
+    order.paid_on = paid_on
+    months = 12 if order.term == "year" else 1
+    subscription = (
+        await session.get(Subscription, order.subscription_id, with_for_update=True)
+        if order.subscription_id is not None
+        else None
+    )
+    if subscription is not None:  # a renewal: the paid period grows by one more month
+        subscription.paid_until = add_months(
+            subscription.paid_until + timedelta(days=1), months
+        ) - (timedelta(days=1))
+    else:
+        subscription = Subscription(
+            organisation_id=order.organisation_id,
+            plan_id=order.plan_id,
+            term=order.term,
+            starts_on=paid_on,
+            paid_until=add_months(paid_on, months) - timedelta(days=1),
+            gateway_parent_id=order.gateway_payment_id if order.term == "recurring" else None,
+            recurring_until=(
+                add_months(paid_on, RECURRING_MONTHS) - timedelta(days=1)
+                if order.term == "recurring"
+                else None
+            ),
+        )
+        session.add(subscription)
+        await session.flush()
+        order.subscription_id = subscription.id
+    invoice = await _issue(
+        session,
+        settings,
+        order,
+        "invoice",
+        issued_on=today(),
+        taxable_supply_on=paid_on,
+        due_on=paid_on,
+    )
+    organisation = await session.get(Organisation, order.organisation_id)
+    assert organisation is not None  # noqa: S101
+    paid_until = subscription.paid_until.strftime("%d. %m. %Y")
+    await _mail(
+        session, settings, organisation, "billing_paid", total=format_amount(order.total),
+        paid_until=paid_until,
+    )  # fmt: skip
+    await _mail(session, settings, organisation, "billing_invoice", number=invoice.number)
+    return True
+
+
+async def _order_failed(session: AsyncSession, settings: Settings, order: Order) -> None:
+    order.status = "failed"
+    if order.method == "card":
+        organisation = await session.get(Organisation, order.organisation_id)
+        assert organisation is not None  # noqa: S101
+        await _mail(
+            session, settings, organisation, "billing_card_failed", total=format_amount(order.total)
+        )
+
+
+def _check_amount(order: Order, payment: GatewayPayment) -> None:
+    if payment.amount != order.total or payment.currency != order.currency:
+        logger.error("gateway payment %d does not match its order (amount or currency)", payment.id)
+        raise Conflict(N_("The payment does not match the order."), code="payment_mismatch")
+
+
+async def payment_notice(
+    session: AsyncSession, settings: Settings, client: GoPay, payment_id: int
+) -> str:
+    """The gateway says a payment changed: ask it for the state and act on it once."""
+    order = await session.scalar(select(Order).where(Order.gateway_payment_id == payment_id))
+    if order is None:
+        logger.warning("gateway notification for an unknown payment %d refused", payment_id)
+        raise NotFound(N_("No such payment."))
+    try:
+        payment = await client.status(payment_id)
+    except GatewayError as exc:
+        logger.warning("gateway status of payment %d failed: %s", payment_id, exc)
+        raise Conflict(N_("The payment gateway is not answering."), code="gateway") from None
+    _check_amount(order, payment)
+    order = await _locked_order(session, order.id)
+    if payment.state == "PAID":
+        await record_payment(session, settings, order.id, today())
+    elif payment.state in ("CANCELED", "TIMEOUTED") and order.status == "pending":
+        await _order_failed(session, settings, order)
+    return order.status
+
+
+async def stop_recurrence(
+    session: AsyncSession, settings: Settings, organisation: Organisation
+) -> Subscription:
+    """Stop the recurring payment; the plan stays to the end of the paid period, no refund."""
+    subscription = await current_subscription(session, organisation.id)
+    if (
+        subscription is None
+        or subscription.gateway_parent_id is None
+        or subscription.recurrence_stopped_at is not None
+    ):
+        raise Conflict(N_("There is no recurring payment to stop."), code="not_recurring")
+    client = gateway(settings)
+    if client is not None:
+        try:
+            await client.void_recurrence(subscription.gateway_parent_id)
+        except GatewayError as exc:
+            if exc.error_code != RECURRENCE_STOPPED:  # stopped already: nothing to undo
+                logger.warning("gateway void recurrence failed: %s", exc)
+                raise Conflict(
+                    N_("The payment gateway is not answering. Try again later."), code="gateway"
+                ) from None
+        finally:
+            await client.aclose()
+    subscription.recurrence_stopped_at = utcnow()
+    await session.flush()
+    return subscription
+
+
+async def renew_due(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, day: date | None = None
+) -> int:
+    """Charge the recurring payments due: on the last day of the paid period."""
+    day = day or today()
+    client = gateway(settings)
+    if client is None:
+        return 0
+    async with sessionmaker() as session:
+        due = list(
+            await session.scalars(
+                select(Subscription.id).where(
+                    Subscription.gateway_parent_id.is_not(None),
+                    Subscription.recurrence_stopped_at.is_(None),
+                    Subscription.paid_until <= day,
+                    Subscription.paid_until >= day - timedelta(days=3),
+                    Subscription.paid_until < Subscription.recurring_until,
+                )
+            )
+        )
+    renewed = 0
+    try:
+        for subscription_id in due:
+            try:
+                async with sessionmaker() as session, session.begin():
+                    renewed += await _renew(session, settings, client, subscription_id)
+            except IntegrityError:
+                continue  # another worker took this renewal
+    finally:
+        await client.aclose()
+    return renewed
+
+
+async def _renew(
+    session: AsyncSession, settings: Settings, client: GoPay, subscription_id: uuid.UUID
+) -> int:
+    await _lock_writes(session)
+    subscription = await session.get(Subscription, subscription_id, with_for_update=True)
+    if subscription is None or subscription.gateway_parent_id is None:
+        return 0
+    # One attempt per paid period: a renewal order since the period's last days began.
+    window_start = datetime.combine(subscription.paid_until - timedelta(days=3), time(), PRAGUE)
+    if await session.scalar(
+        select(Order.id).where(
+            Order.subscription_id == subscription.id, Order.created_at >= window_start
+        )
+    ):
+        return 0
+    plan = await session.get(Plan, subscription.plan_id)
+    assert plan is not None  # noqa: S101
+    base, vat, total = _amounts(plan, "recurring")
+    order = Order(
+        organisation_id=subscription.organisation_id,
+        plan_id=plan.id,
+        term="recurring",
+        method="card",
+        base=base,
+        vat=vat,
+        total=total,
+        vat_rate=plan.vat_rate,
+        currency=CURRENCY,
+        variable_symbol=_variable_symbol(),
+        status="pending",
+        subscription_id=subscription.id,
+    )
+    session.add(order)
+    await session.flush()
+    try:
+        payment = await client.create_recurrence(
+            subscription.gateway_parent_id,
+            amount=total,
+            currency=CURRENCY,
+            order_number=order.variable_symbol,
+            description=_description(plan, "recurring"),
+        )
+    except GatewayError as exc:
+        logger.warning("recurring payment declined or failed: %s", exc)
+        await _order_failed(session, settings, order)
+        return 0
+    order.gateway_payment_id = payment.id
+    await session.flush()
+    if payment.state == "PAID":
+        _check_amount(order, payment)
+        await record_payment(
+            session, settings, order.id, subscription.paid_until + timedelta(days=1)
+        )
+    elif payment.state in ("CANCELED", "TIMEOUTED"):
+        await _order_failed(session, settings, order)
+    return 1
+
+
+async def ending_notices(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, day: date | None = None
+) -> int:
+    """Tell organisations whose paid plan ends in 14 days and will not renew by itself."""
+    day = day or today()
+    sent = 0
+    async with sessionmaker() as session, session.begin():
+        await _lock_writes(session)
+        subscriptions = await session.scalars(
+            select(Subscription)
+            .where(
+                Subscription.paid_until <= day + timedelta(days=ENDING_NOTICE_DAYS),
+                Subscription.paid_until >= day,
+            )
+            .with_for_update(skip_locked=True)
+        )
+        for subscription in subscriptions:
+            renews = (
+                subscription.gateway_parent_id is not None
+                and subscription.recurrence_stopped_at is None
+                and subscription.recurring_until is not None
+                and subscription.paid_until < subscription.recurring_until
+            )
+            if renews or subscription.ending_notice_for == subscription.paid_until:
+                continue
+            if await session.scalar(
+                select(Subscription.id).where(
+                    Subscription.organisation_id == subscription.organisation_id,
+                    Subscription.starts_on > subscription.paid_until,
+                )
+            ):
+                continue  # already followed by another paid period
+            subscription.ending_notice_for = subscription.paid_until
+            organisation = await session.get(Organisation, subscription.organisation_id)
+            assert organisation is not None  # noqa: S101
+            await _mail(
+                session, settings, organisation, "billing_ending",
+                paid_until=subscription.paid_until.strftime("%d. %m. %Y"),
+            )  # fmt: skip
+            sent += 1
+    return sent
