@@ -6,6 +6,7 @@ never 403: we do not confirm that they exist.
 """
 
 import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.deps import operator_cookie_name
 from app.main import create_app
-from app.models import Attachment, Member, Organisation, Report
+from app.models import Attachment, Member, Organisation, Plan, Report, Subscription
 from app.models.base import utcnow
 from app.services import deadlines, operator
 from tests.conftest import make_settings
@@ -150,11 +151,14 @@ def _filled(template: str, world: World, caller: Caller) -> str:
         .replace("{attachment_id}", world.file)
         .replace("{member_id}", world.member_a)
         .replace("{organisation_id}", world.organisation_a)
+        .replace("{invoice_id}", NO_SUCH_ID)
+        .replace("{order_id}", NO_SUCH_ID)
         .replace("{token}", "no-such-token")
         .replace("{code}", caller.code or "NO-SUCH-CODE")
     )
 
 
+NO_SUCH_ID = "00000000-0000-4000-8000-000000000000"
 OPERATOR_PASSWORD = "operator password 2026"  # noqa: S105 - the test's own account
 TERMS_EFFECTIVE = (deadlines.local_date(utcnow()) + timedelta(days=20)).isoformat()
 
@@ -181,6 +185,9 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("GET", "/"): Call(everyone(200)),
     ("GET", "/register"): Call(everyone(200)),
     ("GET", "/terms"): Call(everyone(200)),
+    ("GET", "/pricing"): Call(everyone(200)),
+    # No card gateway is configured here: every notification is for an unknown payment.
+    ("GET", "/api/v1/payments/gopay"): Call(everyone(404), query={"id": "1"}),
     ("POST", "/register"): Call(everyone(422), form={"slug": ""}),
     ("GET", "/verify/{token}"): Call(everyone(404)),
     ("GET", "/{slug}"): Call(everyone(200)),
@@ -348,6 +355,14 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("DELETE", "/api/v1/organisations/{slug}/cancellation"): Call(member_api(200)),
     ("POST", "/organisations/{slug}/leave"): Call(member_page(303), form={"confirm": "{slug}"}),
     ("POST", "/organisations/{slug}/leave/withdraw"): Call(member_page(303), form={}),
+    # The plan, orders and invoices ({invoice_id} names no invoice: 404 past the access check).
+    ("GET", "/organisations/{slug}/billing"): Call(member_page(200)),
+    ("POST", "/organisations/{slug}/billing/order"): Call(
+        member_page(303), form={"plan": "standard", "term": "year", "method": "transfer"}
+    ),
+    ("POST", "/organisations/{slug}/billing/details"): Call(member_page(303), form={"dic": ""}),
+    ("POST", "/organisations/{slug}/billing/stop"): Call(member_page(409), form={}),
+    ("GET", "/organisations/{slug}/billing/invoices/{invoice_id}"): Call(member_page(404)),
     # The operator's console: registrations, terms, incidents; logging out comes last.
     ("GET", "/operator"): Call(operator_page(200)),
     ("POST", "/operator/organisations/{organisation_id}/verify"): Call(operator_page(303), form={}),
@@ -369,6 +384,23 @@ MATRIX: dict[tuple[str, str], Call] = {
             "detected_on": "2026-01-05",
             "organisations": "{organisation_id}",
         },
+    ),
+    ("POST", "/operator/plans"): Call(
+        operator_page(303),
+        form={
+            "code": "enterprise",
+            "name_cs": "Podnik",
+            "name_en": "Enterprise",
+            "price_year": "19900",
+            "price_month": "1990",
+            "max_designated_persons": "50",
+            "max_embed_origins": "50",
+            "active": "1",
+        },
+    ),
+    ("POST", "/operator/orders/{order_id}/proforma"): Call(operator_page(404), form={}),
+    ("POST", "/operator/orders/{order_id}/paid"): Call(
+        operator_page(404), form={"paid_on": "2026-01-05"}
     ),
     # Logging out sends the operator to the login page, as the lack of a session does.
     ("POST", "/operator/logout"): Call(operator_page(OPERATOR_LOGIN), form={}),
@@ -428,6 +460,20 @@ async def _world(client: httpx.AsyncClient, sessionmaker: Sessionmaker) -> World
         world.organisation_a = str(
             await session.scalar(
                 select(Organisation.id).where(Organisation.slug == world.a["slug"])
+            )
+        )
+    async with sessionmaker() as session, session.begin():
+        # A on a paid plan, so that inviting colleagues meets no plan limit.
+        premium = await session.scalar(select(Plan.id).where(Plan.code == "premium"))
+        assert premium is not None
+        today = deadlines.local_date(utcnow())
+        session.add(
+            Subscription(
+                organisation_id=uuid.UUID(world.organisation_a),
+                plan_id=premium,
+                term="year",
+                starts_on=today,
+                paid_until=today + timedelta(days=365),
             )
         )
     settings = client_settings(client)
