@@ -80,31 +80,50 @@ async def login(
     email = email.strip().lower()
     now = utcnow()
     throttle_key = _throttle_key(settings, email)
-    throttle = await session.get(LoginThrottle, throttle_key, with_for_update=True)
-    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
-        raise RateLimited(
-            N_("Too many failed attempts. Try again later."),
-            retry_after=int((throttle.locked_until - now).total_seconds()) + 1,
-        )
+    throttle = await open_throttle(session, throttle_key, now)
     member = await session.scalar(select(Member).where(Member.email == email))
     try:
         private_key = await _check_password(settings, member, password)
         assert member is not None  # noqa: S101 - _check_password raised otherwise
         _check_totp(settings, member, totp, now)
     except AppError:
-        if throttle is None:
-            throttle = LoginThrottle(key_hash=throttle_key, failures=0, last_failed_at=now)
-            session.add(throttle)
-        _record_failure(settings, throttle, now)
-        # The one service that commits: the request fails, yet the failure must be counted.
-        await session.commit()
-        await asyncio.sleep(slowdown_seconds(settings, throttle.failures))
+        await count_failure(session, settings, throttle, throttle_key, now)
         raise
     if throttle is not None:
         await session.delete(throttle)
     # A key holder's login is the moment colleagues still waiting for access get their grants.
     await grants.grant_pending(session, member, private_key)
     return await _open_session(session, settings, member, private_key, now)
+
+
+async def open_throttle(
+    session: AsyncSession, key_hash: bytes, now: datetime
+) -> LoginThrottle | None:
+    """The failed-login record of a keyed e-mail hash; RateLimited while it is locked."""
+    throttle = await session.get(LoginThrottle, key_hash, with_for_update=True)
+    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
+        raise RateLimited(
+            N_("Too many failed attempts. Try again later."),
+            retry_after=int((throttle.locked_until - now).total_seconds()) + 1,
+        )
+    return throttle
+
+
+async def count_failure(
+    session: AsyncSession,
+    settings: Settings,
+    throttle: LoginThrottle | None,
+    key_hash: bytes,
+    now: datetime,
+) -> None:
+    """Count a failed login, lock after too many, and answer ever more slowly."""
+    if throttle is None:
+        throttle = LoginThrottle(key_hash=key_hash, failures=0, last_failed_at=now)
+        session.add(throttle)
+    _record_failure(settings, throttle, now)
+    # The one place that commits for a failing request: the failure must be counted.
+    await session.commit()
+    await asyncio.sleep(slowdown_seconds(settings, throttle.failures))
 
 
 async def _check_password(settings: Settings, member: Member | None, password: str) -> bytes:
@@ -133,15 +152,22 @@ def _check_totp(settings: Settings, member: Member, code: str | None, now: datet
 def _matching_totp_counter(
     settings: Settings, member: Member, code: str, now: datetime
 ) -> int | None:
-    """The time step whose code matches, one step of clock drift allowed either way."""
-    if member.totp_secret is None or not code.strip().isdigit() or len(code.strip()) != 6:
+    if member.totp_secret is None:
         return None
     secret = crypto.open_sealed(_totp_key(settings), member.totp_secret, member.id.bytes)
-    totp = pyotp.TOTP(secret.decode("ascii"))
+    return totp_counter(secret.decode("ascii"), code, now)
+
+
+def totp_counter(secret: str, code: str, now: datetime) -> int | None:
+    """The time step whose code matches, one step of clock drift allowed either way."""
+    code = code.strip()
+    if not code.isdigit() or len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
     matched = None
     for drift in (-1, 0, 1):
         moment = now + timedelta(seconds=drift * totp.interval)
-        if crypto.verify_equal(totp.at(moment).encode(), code.strip().encode()):
+        if crypto.verify_equal(totp.at(moment).encode(), code.encode()):
             matched = totp.timecode(moment)
     return matched
 

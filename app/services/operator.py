@@ -4,7 +4,6 @@ An operator has no key pair and is never given a grant, so no code path can decr
 message, name or file for an operator. What the operator sees of an organisation are counts.
 """
 
-import asyncio
 import base64
 import hashlib
 import secrets
@@ -20,11 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crypto
 from app.config import Settings
-from app.errors import AppError, Conflict, InvalidInput, NotFound, RateLimited, Unauthorized
+from app.errors import AppError, Conflict, InvalidInput, NotFound, Unauthorized
 from app.i18n import N_
 from app.models import (
     IncidentNotice,
-    LoginThrottle,
     Membership,
     Operator,
     OperatorEvent,
@@ -112,17 +110,8 @@ async def _password_ok(settings: Settings, stored: str, password: str) -> bool:
 
 
 def _totp_counter(settings: Settings, operator: Operator, code: str, now: datetime) -> int | None:
-    code = code.strip()
-    if len(code) != 6 or not code.isdigit():
-        return None
     secret = crypto.open_sealed(_totp_key(settings), operator.totp_secret, operator.id.bytes)
-    totp = pyotp.TOTP(secret.decode("ascii"))
-    matched = None
-    for drift in (-1, 0, 1):
-        moment = now + timedelta(seconds=drift * totp.interval)
-        if crypto.verify_equal(totp.at(moment).encode(), code.encode()):
-            matched = totp.timecode(moment)
-    return matched
+    return auth.totp_counter(secret.decode("ascii"), code, now)
 
 
 async def login(
@@ -132,12 +121,7 @@ async def login(
     email = email.strip().lower()
     now = utcnow()
     throttle_key = keys.keyed_hash(settings, "operator-login-throttle", email.encode())
-    throttle = await session.get(LoginThrottle, throttle_key, with_for_update=True)
-    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
-        raise RateLimited(
-            N_("Too many failed attempts. Try again later."),
-            retry_after=int((throttle.locked_until - now).total_seconds()) + 1,
-        )
+    throttle = await auth.open_throttle(session, throttle_key, now)
     operator = await session.scalar(select(Operator).where(Operator.email == email))
     try:
         # An unknown e-mail costs the same hashing, so timing does not tell accounts apart.
@@ -149,12 +133,7 @@ async def login(
         if counter is None or (operator.totp_last_counter or -1) >= counter:
             raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
     except AppError:
-        if throttle is None:
-            throttle = LoginThrottle(key_hash=throttle_key, failures=0, last_failed_at=now)
-            session.add(throttle)
-        auth._record_failure(settings, throttle, now)
-        await session.commit()  # the request fails, yet the failure must be counted
-        await asyncio.sleep(auth.slowdown_seconds(settings, throttle.failures))
+        await auth.count_failure(session, settings, throttle, throttle_key, now)
         raise
     operator.totp_last_counter = counter
     if throttle is not None:
