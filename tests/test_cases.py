@@ -1,6 +1,6 @@
 """Case management by a designated person through the JSON API, on SQLite and PostgreSQL."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.main import create_app
 from app.models import AuditEvent, Report
 from app.services import deadlines, mail
 from tests.factories import login, register, submit, verified_organisation
@@ -372,3 +373,63 @@ async def test_triage_is_kept_sealed_with_the_case(
     assert report is not None
     assert report.sealed_triage is not None
     assert plan.encode() not in report.sealed_triage
+
+
+async def test_case_list_pages_in_deadline_order_computed_by_the_database(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    organisation = await verified_organisation(client, sessionmaker)
+    many = create_app(settings.model_copy(update={"submissions_per_hour": 100}))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=many), base_url="http://testserver"
+    ) as other:
+        for _ in range(9):
+            await submit(other, organisation["slug"])
+    await many.state.engine.dispose()
+    today = deadlines.local_date(datetime.now(UTC))
+    async with sessionmaker() as session, session.begin():
+        reports = list(await session.scalars(select(Report).order_by(Report.reference_number)))
+        # Every state the order depends on: overdue and not, acknowledged, meeting asked for
+        # and planned, decided, closed.
+        shapes = [
+            ("received", -3, None, None),
+            ("received", 5, None, None),
+            ("acknowledged", 40, 2, None),
+            ("acknowledged", -1, None, None),
+            ("acknowledged", 10, -2, datetime.now(UTC)),
+            ("assessed", -30, None, None),
+            ("closed", -60, None, None),
+            ("received", 1, None, None),
+            ("acknowledged", 1, None, None),
+        ]
+        for report, (status, due_in, meeting_in, planned) in zip(reports, shapes, strict=True):
+            report.status = status
+            report.acknowledgement_due_on = today + timedelta(days=due_in - 1)
+            report.assessment_due_on = today + timedelta(days=due_in)
+            report.meeting_due_on = (
+                today + timedelta(days=meeting_in) if meeting_in is not None else None
+            )
+            report.meeting_planned_at = planned
+    assert (await login(client, organisation["email"])).status_code == 200
+
+    everything = (await client.get("/api/v1/cases", params={"limit": 1000})).json()
+    assert everything["total"] == 9
+    items = everything["items"]
+    expected = sorted(
+        items,
+        key=lambda c: (not c["overdue"], c["next_deadline"] or "9999-12-31", c["reference"]),
+    )
+    assert [c["reference"] for c in items] == [c["reference"] for c in expected]
+    assert items[0]["overdue"] is True
+    assert items[-1]["next_deadline"] is None
+
+    first = (await client.get("/api/v1/cases", params={"limit": 4})).json()
+    rest = (await client.get("/api/v1/cases", params={"limit": 4, "offset": 4})).json()
+    last = (await client.get("/api/v1/cases", params={"limit": 4, "offset": 8})).json()
+    pages = [c["reference"] for page in (first, rest, last) for c in page["items"]]
+    assert pages == [c["reference"] for c in items]
+    assert (first["total"], len(last["items"])) == (9, 1)
+    assert (await client.get("/api/v1/cases", params={"limit": 0})).status_code == 422
+    dashboard = await client.get("/dashboard?lang=en")
+    overdue = sum(1 for c in items if c["overdue"])
+    assert f"{overdue} overdue" in dashboard.text

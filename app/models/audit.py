@@ -23,7 +23,7 @@ class AuditEvent(UUIDPrimaryKey, Base):
         ForeignKey("member.id", ondelete="SET NULL")
     )
     # No foreign key: the trail outlives the report's purge.
-    report_id: Mapped[uuid.UUID | None]
+    report_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(String(500), default="")
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))

@@ -65,10 +65,14 @@ async def dashboard(request: Request, current: CurrentMemberDep, session: Sessio
     organisations = await auth.member_organisations(session, current.member.id)
     # Only organisations whose key the member holds have countable cases.
     accesses = await cases.accessible_organisations(session, current)
-    case_counts = {access.organisation.slug: {"total": 0, "overdue": 0} for access in accesses}
-    for item in await cases.list_cases(session, accesses):
-        case_counts[item.organisation]["total"] += 1
-        case_counts[item.organisation]["overdue"] += int(item.overdue)
+    counts = await cases.case_counts(session, accesses)
+    case_counts = {
+        access.organisation.slug: {
+            "total": counts[access.organisation.id][0],
+            "overdue": counts[access.organisation.id][1],
+        }
+        for access in accesses
+    }
     today = deadlines.local_date(utcnow())
     purge_soon = {
         organisation.slug: await retention.due_soon(

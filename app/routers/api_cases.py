@@ -34,11 +34,16 @@ async def list_cases(
     organisation: Annotated[str | None, Query(max_length=40)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
     outcome: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = cases.PAGE_SIZE,
+    offset: Annotated[int, Query(ge=0, le=10**7)] = 0,
 ) -> CaseList:
-    """The cases of the organisations the person serves, with their deadlines."""
+    """The cases of the organisations the person serves, overdue first, then by next
+    deadline; `limit` and `offset` page through them, `total` counts them all."""
     accesses = await cases.accessible_organisations(session, current, organisation)
-    items = await cases.list_cases(session, accesses, status=status, outcome=outcome)
-    return CaseList(items=items)
+    page = await cases.list_cases(
+        session, accesses, status=status, outcome=outcome, limit=limit, offset=offset
+    )
+    return CaseList(items=page.items, total=page.total, limit=limit, offset=offset)
 
 
 @router.post("", status_code=201)

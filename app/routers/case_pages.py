@@ -172,15 +172,25 @@ async def list_cases(
     organisation: Annotated[str, Query(max_length=40)] = "",
     status: Annotated[str, Query(max_length=20)] = "",
     outcome: Annotated[str, Query(max_length=20)] = "",
+    page: Annotated[int, Query(ge=1, le=100000)] = 1,
 ) -> Response:
     everything = await cases.accessible_organisations(session, current)
     chosen = await cases.accessible_organisations(session, current, organisation or None)
-    items = await cases.list_cases(session, chosen, status=status or None, outcome=outcome or None)
+    found = await cases.list_cases(
+        session,
+        chosen,
+        status=status or None,
+        outcome=outcome or None,
+        offset=(page - 1) * cases.PAGE_SIZE,
+    )
     return render(
         request,
         "admin/cases.html",
         {
-            "items": items,
+            "items": found.items,
+            "total": found.total,
+            "page": page,
+            "pages": max(1, -(-found.total // cases.PAGE_SIZE)),
             "organisations": {
                 access.organisation.slug: access.organisation for access in everything
             },

@@ -92,6 +92,9 @@ class Triage(BaseModel):
 
 class CaseList(BaseModel):
     items: list[CaseSummary]
+    total: int
+    limit: int
+    offset: int
 
 
 class NoteRead(BaseModel):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Date, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crypto, i18n
@@ -203,27 +203,108 @@ def _today() -> date:
     return deadlines.local_date(utcnow())
 
 
+NO_DEADLINE = date(9999, 12, 31)
+PAGE_SIZE = 100
+# The columns a case summary needs: the sealed ones stay in the database.
+SUMMARY_COLUMNS = (
+    Report.id,
+    Report.organisation_id,
+    Report.reference_year,
+    Report.reference_number,
+    Report.channel,
+    Report.status,
+    Report.outcome,
+    Report.received_at,
+    Report.acknowledgement_due_on,
+    Report.assessment_due_on,
+    Report.meeting_due_on,
+    Report.meeting_planned_at,
+    Report.extensions,
+    Report.legal_hold_at,
+)
+
+
+def _next_deadline(dialect: str) -> ColumnElement[date]:
+    """The earliest deadline still to meet, in SQL: what `_pending_deadlines` gives."""
+    is_open = Report.status.in_(OPEN_STATUSES)
+    acknowledgement = case(
+        (
+            Report.status == "received",
+            func.coalesce(Report.acknowledgement_due_on, NO_DEADLINE),
+        ),
+        else_=NO_DEADLINE,
+    )
+    assessment = case((is_open, Report.assessment_due_on), else_=NO_DEADLINE)
+    meeting = case(
+        (
+            and_(is_open, Report.meeting_planned_at.is_(None)),
+            func.coalesce(Report.meeting_due_on, NO_DEADLINE),
+        ),
+        else_=NO_DEADLINE,
+    )
+    # PostgreSQL's least() and SQLite's many-argument min() are the same here: no NULLs.
+    smallest = func.least if dialect == "postgresql" else func.min
+    return smallest(acknowledgement, assessment, meeting, type_=Date)
+
+
+@dataclass(frozen=True)
+class CasePage:
+    items: list[CaseSummary]
+    total: int
+
+
 async def list_cases(
     session: AsyncSession,
     accesses: Sequence[CaseAccess],
     *,
     status: str | None = None,
     outcome: str | None = None,
-) -> list[CaseSummary]:
-    """The cases from metadata alone: overdue first, then by next deadline."""
+    limit: int = PAGE_SIZE,
+    offset: int = 0,
+) -> CasePage:
+    """A page of the cases from metadata alone: overdue first, then by next deadline."""
     by_id = {access.organisation.id: access.organisation for access in accesses}
-    query = select(Report).where(Report.organisation_id.in_(list(by_id)))
+    condition: ColumnElement[bool] = Report.organisation_id.in_(list(by_id))
     if status:
-        query = query.where(Report.status == status)
+        condition = and_(condition, Report.status == status)
     if outcome:
-        query = query.where(Report.outcome == outcome)
+        condition = and_(condition, Report.outcome == outcome)
+    dialect = (await session.connection()).dialect.name
+    next_deadline = _next_deadline(dialect)
     today = _today()
-    items = [
-        summary(report, by_id[report.organisation_id], today)
-        for report in await session.scalars(query)
-    ]
-    items.sort(key=lambda c: (not c.overdue, c.next_deadline or date.max, c.reference))
-    return items
+    total = await session.scalar(select(func.count()).select_from(Report).where(condition))
+    rows = await session.execute(
+        select(*SUMMARY_COLUMNS)
+        .where(condition)
+        .order_by(
+            case((next_deadline < today, 0), else_=1),
+            next_deadline,
+            Report.reference_year,
+            Report.reference_number,
+            Report.organisation_id,
+        )
+        .limit(limit)
+        .offset(offset)
+    )
+    items = [summary(Report(**row._asdict()), by_id[row.organisation_id], today) for row in rows]
+    return CasePage(items=items, total=total or 0)
+
+
+async def case_counts(
+    session: AsyncSession, accesses: Sequence[CaseAccess]
+) -> dict[uuid.UUID, tuple[int, int]]:
+    """(cases, overdue cases) per organisation."""
+    dialect = (await session.connection()).dialect.name
+    overdue = case((_next_deadline(dialect) < _today(), 1), else_=0)
+    rows = await session.execute(
+        select(Report.organisation_id, func.count(), func.sum(overdue))
+        .where(Report.organisation_id.in_([access.organisation.id for access in accesses]))
+        .group_by(Report.organisation_id)
+    )
+    counts = {access.organisation.id: (0, 0) for access in accesses}
+    for organisation_id, total, late in rows.all():
+        counts[organisation_id] = (int(total), int(late or 0))
+    return counts
 
 
 async def read_reason_given(session: AsyncSession, current: CurrentMember, report: Report) -> bool:
