@@ -87,12 +87,14 @@ def server_env(database_url: str, data_dir: Path, port: int, **extra: str) -> di
 class Server:
     """A server subprocess on 127.0.0.1; `url` to reach it, `pid` to watch it."""
 
-    def __init__(self, command: Sequence[str], env: dict[str, str], port: int) -> None:
+    def __init__(
+        self, command: Sequence[str], env: dict[str, str], port: int, cwd: Path = ROOT
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(  # noqa: S603 - our own command line
             list(command),
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -144,7 +146,9 @@ def pistalka(
         command += ["--port", str(port)]
         if workers > 1:
             command += ["--workers", str(workers)]
-        server = Server(command, server_env(database_url, Path(data_dir), port, **settings), port)
+        env = server_env(database_url, Path(data_dir), port, **settings)
+        # Run from the data directory, so no stray .env file adds settings.
+        server = Server(command, env, port, cwd=Path(data_dir))
         try:
             server.wait_ready()
             yield server
