@@ -50,7 +50,7 @@ bench: setup
 	$(BIN)/python bench/case_list.py --cases 2000 --requests 20
 	$(BIN)/python bench/login.py --seconds 5
 	$(BIN)/python bench/pages.py
-	[ ! -f bench/purge.py ] || $(BIN)/python bench/purge.py --organisations 100 --per-organisation 20
+	$(BIN)/python bench/purge.py --organisations 100 --per-organisation 20
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
