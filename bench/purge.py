@@ -117,7 +117,6 @@ async def _fill(engine: AsyncEngine, organisations: int, per_organisation: int) 
 
 async def main() -> None:
     parser = arguments(__doc__.splitlines()[0] if __doc__ else "")
-    parser.set_defaults(database_url="postgresql://postgres@127.0.0.1:5432/test_bench_purge")
     parser.add_argument("--organisations", type=int, default=1000)
     parser.add_argument("--per-organisation", type=int, default=100)
     args = parser.parse_args()
