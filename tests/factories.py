@@ -1,13 +1,14 @@
 """Factories for tests: an organisation registered through the API, a logged-in client."""
 
 import itertools
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.models import Organisation
+from app.models import Organisation, Plan, Subscription
 from app.models.base import utcnow
 
 _counter = itertools.count(1)
@@ -68,3 +69,26 @@ async def submit(client: httpx.AsyncClient, slug: str, **fields: Any) -> dict[st
     assert response.status_code == 201, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+async def on_plan(
+    sessionmaker: async_sessionmaker[AsyncSession], slug: str, code: str = "premium"
+) -> None:
+    """Put the organisation on a paid plan for a year from today, as a recorded payment would."""
+    async with sessionmaker() as session, session.begin():
+        organisation_id = await session.scalar(
+            select(Organisation.id).where(Organisation.slug == slug)
+        )
+        plan_id = await session.scalar(select(Plan.id).where(Plan.code == code))
+        assert organisation_id is not None
+        assert plan_id is not None
+        today = date.today()
+        session.add(
+            Subscription(
+                organisation_id=organisation_id,
+                plan_id=plan_id,
+                term="year",
+                starts_on=today - timedelta(days=1),
+                paid_until=today + timedelta(days=365),
+            )
+        )

@@ -6,7 +6,6 @@ never 403: we do not confirm that they exist.
 """
 
 import re
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,11 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.deps import operator_cookie_name
 from app.main import create_app
-from app.models import Attachment, Member, Organisation, Plan, Report, Subscription
+from app.models import Attachment, Member, Organisation, Report
 from app.models.base import utcnow
 from app.services import deadlines, operator
 from tests.conftest import make_settings
-from tests.factories import PASSWORD, login, verified_organisation
+from tests.factories import PASSWORD, login, on_plan, verified_organisation
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 LOGIN = "login"  # a page that sends the visitor to /login
@@ -462,20 +461,8 @@ async def _world(client: httpx.AsyncClient, sessionmaker: Sessionmaker) -> World
                 select(Organisation.id).where(Organisation.slug == world.a["slug"])
             )
         )
-    async with sessionmaker() as session, session.begin():
-        # A on a paid plan, so that inviting colleagues meets no plan limit.
-        premium = await session.scalar(select(Plan.id).where(Plan.code == "premium"))
-        assert premium is not None
-        today = deadlines.local_date(utcnow())
-        session.add(
-            Subscription(
-                organisation_id=uuid.UUID(world.organisation_a),
-                plan_id=premium,
-                term="year",
-                starts_on=today,
-                paid_until=today + timedelta(days=365),
-            )
-        )
+    # A on a paid plan, so that inviting colleagues meets no plan limit.
+    await on_plan(sessionmaker, world.a["slug"])
     settings = client_settings(client)
     async with sessionmaker() as session, session.begin():
         created = await operator.create_operator(

@@ -7,7 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import Organisation
 from app.models.base import utcnow
-from tests.factories import login, register
+from tests.factories import login, on_plan, register
+
+Sessionmaker = async_sessionmaker[AsyncSession]
 
 SETTINGS: dict[str, Any] = {
     "accepts_anonymous": False,
@@ -65,8 +67,12 @@ async def test_settings_round_trip_through_the_api(client: httpx.AsyncClient) ->
         assert {key: body[key] for key in SETTINGS} == SETTINGS
 
 
-async def test_embed_origins_are_normalised_and_deduplicated(client: httpx.AsyncClient) -> None:
+async def test_embed_origins_are_normalised_and_deduplicated(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker
+) -> None:
     slug = (await logged_in(client))["slug"]
+    # Several websites: a plan that allows them.
+    await on_plan(sessionmaker, slug)
     origins = [
         "HTTPS://WWW.Example.CZ/",
         "https://www.example.cz",
@@ -94,8 +100,11 @@ async def test_embed_origins_are_normalised_and_deduplicated(client: httpx.Async
 
 async def test_the_form_may_be_framed_only_by_the_allowed_origins(
     client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
 ) -> None:
     slug = (await logged_in(client))["slug"]
+    # Several websites: a plan that allows them.
+    await on_plan(sessionmaker, slug)
     origins = ["https://www.example.cz", "https://intranet.example:8443"]
     await client.put(api_url(slug), json={**SETTINGS, "embed_origins": origins})
 
@@ -218,8 +227,12 @@ async def test_settings_need_a_login(client: httpx.AsyncClient) -> None:
     assert page.headers["location"] == "/login"
 
 
-async def test_settings_round_trip_through_the_html_form(client: httpx.AsyncClient) -> None:
+async def test_settings_round_trip_through_the_html_form(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker
+) -> None:
     slug = (await logged_in(client))["slug"]
+    # Several websites: a plan that allows them.
+    await on_plan(sessionmaker, slug)
     page = await client.get(page_url(slug))
     assert page.status_code == 200
     assert 'name="accepts_anonymous" value="1" checked' in page.text
