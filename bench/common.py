@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +64,22 @@ async def sql(database_url: str, *statements: str, **params: object) -> None:
         await engine.dispose()
 
 
+async def create_database(database_url: str) -> None:
+    """Create the database unless it exists, connected to the server's `postgres` database."""
+    url = make_url(async_url(database_url))
+    engine = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            query = text("SELECT 1 FROM pg_database WHERE datname = :name")
+            if await connection.scalar(query, {"name": url.database}) is None:
+                await connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+    finally:
+        await engine.dispose()
+
+
 async def wipe_database(database_url: str) -> None:
     """An empty public schema; `pistalka serve` migrates it on start."""
+    await create_database(database_url)
     await sql(database_url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public")
 
 

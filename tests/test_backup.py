@@ -31,6 +31,26 @@ HEADERS = {"sqlite": b"SQLite format 3\x00", "postgres": b"PGDMP"}
 REASON = {"X-Access-Reason": "restore check"}
 
 
+def _create_postgres_database(name: str) -> None:
+    """Create the database beside the test database unless it exists (a fresh server has none)."""
+    assert POSTGRES_URL is not None
+
+    async def create() -> None:
+        engine = create_async_engine(
+            Settings(database_url=POSTGRES_URL).resolved_database_url,
+            isolation_level="AUTOCOMMIT",
+        )
+        async with engine.connect() as connection:
+            found = await connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            )
+            if found is None:
+                await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+
+    asyncio.run(create())
+
+
 def _reset_postgres(url: str) -> None:
     async def reset() -> None:
         engine = create_async_engine(Settings(database_url=url).resolved_database_url)
@@ -49,6 +69,7 @@ def restore_url(backend: str, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'restored' / 'pistalka.db'}"
         return
     assert POSTGRES_URL is not None
+    _create_postgres_database("test_backup_restore")
     url = make_url(POSTGRES_URL).set(database="test_backup_restore")
     rendered = url.render_as_string(hide_password=False)
     _reset_postgres(rendered)
