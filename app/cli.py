@@ -235,9 +235,18 @@ def main(argv: list[str] | None = None) -> None:
         from app.models.base import utcnow
         from app.services.deadlines import local_date
 
+        today = local_date(utcnow())
+        as_of = args.as_of or today
+        if as_of > today and not args.dry_run:
+            # A future date would erase reports still within retention and organisations
+            # still within their export window.
+            purge.error(
+                f"--as-of {as_of.isoformat()} is after today ({today.isoformat()}): a purge "
+                "would erase what must still be kept; add --dry-run to see what would go then"
+            )
         if not args.dry_run:
             migrate.upgrade(settings)
-        asyncio.run(_purge(settings, args.as_of or local_date(utcnow()), args.dry_run))
+        asyncio.run(_purge(settings, as_of, args.dry_run))
     elif args.command == "create-operator":
         if args.password_stdin:
             password = sys.stdin.readline().rstrip("\n")

@@ -27,6 +27,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Deleted rows are overwritten with zeros, so purged and erased ciphertext does not
+            # stay readable on free pages of the file (and in backups copied from it).
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine

@@ -42,15 +42,17 @@ async def remind_deadlines(
 async def purge_expired(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> int:
     """Erase what is past retention and the organisations whose export window has passed.
 
-    Runs once per local day in this process; running it in several workers is harmless.
+    Runs once per local day in this process, and again at the next round when it failed;
+    running it in several workers is harmless.
     """
     global _purged_on
     today = deadlines.local_date(utcnow())
     if _purged_on == today:
         return 0
-    _purged_on = today
     erased = await retention.purge(sessionmaker, today)
-    return erased + await leaving.erase_cancelled(sessionmaker)
+    erased += await leaving.erase_cancelled(sessionmaker)
+    _purged_on = today
+    return erased
 
 
 async def bill(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> int:

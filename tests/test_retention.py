@@ -1,15 +1,18 @@
 """Five-year retention: the purge, legal holds and the dashboard's notice."""
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import cli
+from app import cli, worker
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app
@@ -18,10 +21,12 @@ from app.models import (
     AttachmentChunk,
     AuditEvent,
     CaseNote,
+    Organisation,
     PurgedReport,
     Report,
     ReportMessage,
 )
+from app.models.base import utcnow
 from app.services import audit, deadlines, retention
 from tests.conftest import TEST_SECRET
 from tests.factories import login, submit, verified_organisation
@@ -267,3 +272,163 @@ async def test_dashboard_counts_cases_purged_within_90_days(
     assert hold.status_code == 200
     page = await client.get("/dashboard?lang=en")
     assert "1 case reaches the end of its five-year retention within 90 days" in page.text
+
+
+def test_the_exact_bound_keeps_what_expires_on_keeps() -> None:
+    # Every receipt day around two leap days and a DST change: the SQL bound agrees with
+    # expires_on, so no expired report is left for a later batch to find.
+    for as_of in (date(2031, 6, 15), date(2033, 2, 28), date(2033, 3, 1), date(2032, 2, 29)):
+        first_kept = retention.first_kept_day(as_of)
+        for offset in range(-10, 11):
+            day = retention.add_years(as_of, -5) + timedelta(days=offset)
+            for hour in (0, 12, 23):
+                moment = datetime.combine(day, time(hour), retention.PRAGUE).astimezone(UTC)
+                expired = retention.expires_on(moment) < as_of
+                assert expired == (day < first_kept), (as_of, day)
+
+
+def test_retention_period_comes_from_the_jurisdiction_profile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ten_years = dataclasses.replace(deadlines.CZECH, retention_years=10)
+    monkeypatch.setattr(deadlines, "CZECH", ten_years)
+    assert retention.expires_on(received(date(2026, 3, 1))) == date(2036, 3, 1)
+    assert retention.first_kept_day(date(2036, 3, 2)) == date(2026, 3, 2)
+
+
+async def test_purge_goes_on_past_a_batch_that_held_a_report_still_kept(
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+    organisation: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = await verified_organisation(client, sessionmaker)
+    for slug in (organisation["slug"], organisation["slug"], other["slug"], other["slug"]):
+        await submit(client, slug)
+    async with sessionmaker() as session:
+        first_id, second_id = list(
+            await session.scalars(select(Organisation.id).order_by(Organisation.id))
+        )
+        # The purge takes reports by organisation: the first one's come first.
+        first = list(
+            await session.scalars(select(Report.id).where(Report.organisation_id == first_id))
+        )
+        second = list(
+            await session.scalars(select(Report.id).where(Report.organisation_id == second_id))
+        )
+    boundary = retention.add_years(AS_OF, -5)
+    await _set_received(sessionmaker, first[0], boundary - timedelta(days=1))
+    await _set_received(sessionmaker, first[1], boundary)  # kept: its last day is AS_OF
+    for report_id in second:
+        await _set_received(sessionmaker, report_id, date(2020, 1, 10))
+    monkeypatch.setattr(retention, "BATCH", 2)
+
+    assert await retention.purge(sessionmaker, AS_OF) == 3
+    async with sessionmaker() as session:
+        assert list(await session.scalars(select(Report.id))) == [first[1]]
+
+
+async def test_purge_refuses_a_date_after_today_unless_dry_run(
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    organisation: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await submit(client, organisation["slug"])
+    today = deadlines.local_date(datetime.now(UTC))
+    # Received five years ago today: kept now, gone for a purge as of tomorrow.
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Report).values(received_at=received(retention.add_years(today, -5)))
+        )
+    monkeypatch.setenv("PISTALKA_DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("PISTALKA_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("PISTALKA_SECRET_KEY", TEST_SECRET)
+    tomorrow = (today + timedelta(days=1)).isoformat()
+
+    with pytest.raises(SystemExit) as refused:
+        await asyncio.to_thread(cli.main, ["purge", "--as-of", tomorrow])
+    assert refused.value.code == 2
+    assert f"--as-of {tomorrow} is after today" in capsys.readouterr().err
+    assert await _count(sessionmaker, Report) == 1
+
+    await asyncio.to_thread(cli.main, ["purge", "--as-of", tomorrow, "--dry-run"])
+    assert "Dry run: 1 reports" in capsys.readouterr().out
+    await asyncio.to_thread(cli.main, ["purge", "--as-of", today.isoformat()])
+    assert "Erased 0 reports" in capsys.readouterr().out
+    assert await _count(sessionmaker, Report) == 1
+
+
+async def test_purged_ciphertext_is_not_left_in_the_sqlite_file(
+    backend: str, settings: Settings, sessionmaker: Sessionmaker
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite's file; PostgreSQL's dead rows go with VACUUM")
+    path = Path(settings.resolved_database_url.split("///", 1)[1])
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        registered = await verified_organisation(client, sessionmaker)
+        response = await client.post(
+            f"/api/v1/public/{registered['slug']}/reports",
+            data={"description": "Invoices for work never done.", "anonymous": "true"},
+            files=[("files", ("ledger.txt", b"ledger " * 20000, "text/plain"))],
+        )
+        assert response.status_code == 201, response.text
+    await app.state.engine.dispose()
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Report).values(received_at=received(date(2020, 1, 10))))
+        report = await session.scalar(select(Report))
+        chunk = await session.scalar(select(AttachmentChunk.data).limit(1))
+    assert report is not None
+    assert chunk is not None
+    sealed = [report.sealed_content, report.key_for_organisation, chunk[-64:]]
+
+    def on_disk() -> bytes:
+        # The last connection closing checkpoints the WAL into the file and removes it.
+        return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+    await sessionmaker.kw["bind"].dispose()
+    assert all(value in on_disk() for value in sealed)
+    assert await retention.purge(sessionmaker, AS_OF) == 1
+    await sessionmaker.kw["bind"].dispose()
+    stored = on_disk()
+    assert not any(value in stored for value in sealed)
+
+
+async def test_worker_purges_once_a_day_and_again_after_a_failure(
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    organisation: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker, "_purged_on", None)
+    long_ago = received(date(2020, 1, 10))
+    await submit(client, organisation["slug"])
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Report).values(received_at=long_ago))
+    unreachable = settings.model_copy(
+        update={"database_url": f"sqlite:///{tmp_path / 'missing' / 'pistalka.db'}"}
+    )
+    engine = create_engine(unreachable)
+    try:
+        with pytest.raises(OperationalError):
+            await worker.purge_expired(create_sessionmaker(engine), settings)
+    finally:
+        await engine.dispose()
+
+    # The failed run does not count as today's: the next round purges.
+    assert await worker.purge_expired(sessionmaker, settings) == 1
+    await submit(client, organisation["slug"])
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Report).values(received_at=long_ago))
+    assert await worker.purge_expired(sessionmaker, settings) == 0
+    assert await _count(sessionmaker, Report) == 1
+    tomorrow = utcnow() + timedelta(days=1)
+    monkeypatch.setattr(worker, "utcnow", lambda: tomorrow)
+    assert await worker.purge_expired(sessionmaker, settings) == 1
+    assert await _count(sessionmaker, Report) == 0

@@ -28,7 +28,6 @@ from app.services.reports import aad
 
 logger = logging.getLogger("pistalka.retention")
 
-RETENTION_YEARS = 5
 BATCH = 1000
 MIN_HOLD_REASON = 3
 MAX_HOLD_REASON = 500
@@ -43,16 +42,27 @@ def add_years(day: date, years: int) -> date:
 
 def expires_on(received_at: datetime) -> date:
     """The last day a report received at `received_at` is kept."""
-    return add_years(deadlines.local_date(received_at), RETENTION_YEARS)
+    return add_years(deadlines.local_date(received_at), deadlines.CZECH.retention_years)
 
 
 def _start_of(day: date) -> datetime:
     return datetime.combine(day, time(), PRAGUE).astimezone(UTC)
 
 
+def first_kept_day(as_of: date) -> date:
+    """The earliest day of receipt whose report a purge on `as_of` keeps."""
+    years = deadlines.CZECH.retention_years
+    # add_years never decreases, so the kept days are exactly the days from this one on; three
+    # days back is surely expired, whatever 29 February does.
+    day = add_years(as_of, -years) - timedelta(days=3)
+    while add_years(day, years) < as_of:
+        day += timedelta(days=1)
+    return day
+
+
 def _received_before(as_of: date) -> datetime:
-    """A moment after every receipt whose retention ended before `as_of` (checked exactly later)."""
-    return _start_of(add_years(as_of, -RETENTION_YEARS) + timedelta(days=2))
+    """The moment from which receipts are kept: the exact bound, so SQL alone picks the rows."""
+    return _start_of(first_kept_day(as_of))
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,7 @@ class Expired:
     reference: str
 
 
-async def _lock_writes(session: AsyncSession) -> None:
+async def lock_writes(session: AsyncSession) -> None:
     """On SQLite, take the write lock before reading, so two purges never pick the same rows."""
     connection = await session.connection()
     if connection.dialect.name == "sqlite":
@@ -98,7 +108,6 @@ async def _expired(
     return [
         Expired(row.id, row.organisation_id, f"{row.reference_year}-{row.reference_number:04d}")
         for row in rows
-        if expires_on(row.received_at) < as_of
     ]
 
 
@@ -109,7 +118,7 @@ async def expired_reports(session: AsyncSession, as_of: date) -> list[Expired]:
 
 async def _purge_batch(session: AsyncSession, as_of: date) -> tuple[int, bool]:
     """Erase up to BATCH expired reports; (erased, whether more candidates may remain)."""
-    await _lock_writes(session)
+    await lock_writes(session)
     candidates = await _expired(session, as_of, BATCH, lock=True)
     if not candidates:
         return 0, False
@@ -142,6 +151,8 @@ async def _purge_batch(session: AsyncSession, as_of: date) -> tuple[int, bool]:
         )
     # The cascade erases messages, notes, files, their chunks and reminders with the report.
     await session.execute(delete(Report).where(Report.id.in_(ids)))
+    # A full batch may have left more behind; every row the query returned was erased, so
+    # the next batch makes progress.
     return len(ids), len(candidates) == BATCH
 
 
@@ -162,14 +173,16 @@ async def due_soon(
     session: AsyncSession, organisation_id: uuid.UUID, today: date, days: int
 ) -> int:
     """How many of the organisation's reports a purge will erase within `days` days."""
-    rows = await session.scalars(
-        select(Report.received_at).where(
-            Report.organisation_id == organisation_id,
-            Report.received_at < _received_before(today + timedelta(days=days)),
-            Report.legal_hold_at.is_(None),
+    return int(
+        await session.scalar(
+            select(func.count()).where(
+                Report.organisation_id == organisation_id,
+                Report.received_at < _received_before(today + timedelta(days=days)),
+                Report.legal_hold_at.is_(None),
+            )
         )
+        or 0
     )
-    return sum(1 for received_at in rows if expires_on(received_at) < today + timedelta(days=days))
 
 
 def check_hold_reason(reason: str) -> str:
