@@ -1,13 +1,17 @@
 """An organisation leaving: cancellation closes the form, 80 days to export, then erasure."""
 
+import asyncio
 import re
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import delete, func, select
+import pytest
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import cli
 from app.config import Settings
+from app.db import create_engine, create_sessionmaker
 from app.models import (
     AttachmentChunk,
     AuditEvent,
@@ -18,8 +22,10 @@ from app.models import (
     OutboxMail,
     Report,
 )
+from app.models.base import utcnow
 from app.services import leaving, mail
-from tests.factories import login, submit, verified_organisation
+from tests.conftest import TEST_SECRET
+from tests.factories import login, register, submit, verified_organisation
 from tests.smtp import SMTPServer
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -138,3 +144,97 @@ async def test_erasure_after_the_export_window_leaves_only_the_operator_record(
     assert record is not None
     assert record.organisation_id == organisation.id
     assert leaving_org["slug"] in record.detail
+
+
+async def test_cancellation_warns_every_designated_person(
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    smtp_server: SMTPServer,
+) -> None:
+    registered = await verified_organisation(client, sessionmaker)
+    colleague = await register(client, email="colleague@example.org")
+    assert (await login(client, registered["email"])).status_code == 200
+    added = await client.post(
+        f"/api/v1/organisations/{registered['slug']}/members", json={"email": colleague["email"]}
+    )
+    assert added.status_code == 202
+    async with sessionmaker() as session, session.begin():
+        await session.execute(delete(OutboxMail))
+
+    cancelled = await client.post(f"/api/v1/organisations/{registered['slug']}/cancellation")
+    assert cancelled.status_code == 200
+    await mail.deliver_due(
+        sessionmaker, settings.model_copy(update={"smtp_port": smtp_server.port})
+    )
+    recipients = sorted(message["To"] for message in smtp_server.messages)
+    assert recipients == sorted([registered["email"], "colleague@example.org"])
+    for message in smtp_server.messages:
+        body = message.get_body(("plain",))
+        assert body is not None
+        assert f"/organisations/{registered['slug']}/export" in body.get_content()
+
+
+async def _cancelled_days_ago(sessionmaker: Sessionmaker, slug: str, days: int) -> None:
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Organisation)
+            .where(Organisation.slug == slug)
+            .values(cancelled_at=utcnow() - timedelta(days=days))
+        )
+
+
+async def test_dry_run_lists_the_cancelled_organisations_past_their_window(
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    past = await verified_organisation(client, sessionmaker)
+    within = await verified_organisation(client, sessionmaker)
+    staying = await verified_organisation(client, sessionmaker)
+    await _cancelled_days_ago(sessionmaker, past["slug"], leaving.EXPORT_WINDOW_DAYS + 2)
+    await _cancelled_days_ago(sessionmaker, within["slug"], leaving.EXPORT_WINDOW_DAYS - 2)
+    monkeypatch.setenv("PISTALKA_DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("PISTALKA_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("PISTALKA_SECRET_KEY", TEST_SECRET)
+
+    await asyncio.to_thread(cli.main, ["purge", "--dry-run"])
+    out = capsys.readouterr().out
+    assert f"organisation {past['slug']}\n" in out
+    assert within["slug"] not in out
+    assert staying["slug"] not in out
+    assert "Dry run: 0 reports and 1 cancelled organisations would be erased" in out
+    assert await _count(sessionmaker, Organisation) == 3
+    assert await _count(sessionmaker, OperatorEvent) == 0
+
+
+async def test_two_workers_at_once_erase_each_organisation_once(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, settings: Settings
+) -> None:
+    slugs = [(await verified_organisation(client, sessionmaker))["slug"] for _ in range(6)]
+    for slug in slugs:
+        await submit(client, slug)
+        await _cancelled_days_ago(sessionmaker, slug, leaving.EXPORT_WINDOW_DAYS + 1)
+    engines = [create_engine(settings) for _ in range(2)]
+    try:
+        results = await asyncio.gather(
+            *(leaving.erase_cancelled(create_sessionmaker(engine)) for engine in engines)
+        )
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert sum(results) == 6
+    assert await _count(sessionmaker, Organisation) == 0
+    assert await _count(sessionmaker, Report) == 0
+    async with sessionmaker() as session:
+        erased = list(
+            await session.scalars(
+                select(OperatorEvent.organisation_id).where(
+                    OperatorEvent.action == "organisation.erased"
+                )
+            )
+        )
+    assert len(erased) == 6
+    assert len(set(erased)) == 6

@@ -17,7 +17,7 @@ from app.errors import Conflict
 from app.i18n import N_
 from app.models import Member, Membership, OperatorEvent, Organisation
 from app.models.base import utcnow
-from app.services import audit, deadlines, mail
+from app.services import audit, billing, deadlines, mail, retention
 from app.templating import render_mail
 
 logger = logging.getLogger("pistalka.leaving")
@@ -64,6 +64,8 @@ async def cancel(
     if organisation.cancelled_at is not None:
         raise Conflict(N_("The registration is already cancelled."), code="already_cancelled")
     organisation.cancelled_at = utcnow()
+    # Nothing is refunded, and nothing more is charged: the paid period simply runs out.
+    await billing.end_recurrences(session, settings, organisation)
     await audit.record(
         session,
         organisation_id=organisation.id,
@@ -130,6 +132,9 @@ async def erase_cancelled(
     erased = 0
     for organisation_id in due:
         async with sessionmaker() as session, session.begin():
+            # On SQLite the check below would otherwise read outside the write transaction, and
+            # a second worker could erase the organisation again after the first committed.
+            await retention.lock_writes(session)
             organisation = await session.scalar(
                 select(Organisation)
                 .where(Organisation.id == organisation_id, Organisation.cancelled_at < cutoff)
