@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import cli, worker
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.deps import session_cookie_name
+from app.errors import NotFound
 from app.main import create_app
 from app.models import (
     Attachment,
@@ -27,7 +29,7 @@ from app.models import (
     ReportMessage,
 )
 from app.models.base import utcnow
-from app.services import audit, deadlines, retention
+from app.services import audit, auth, cases, deadlines, retention
 from tests.conftest import TEST_SECRET
 from tests.factories import login, submit, verified_organisation
 
@@ -432,3 +434,66 @@ async def test_worker_purges_once_a_day_and_again_after_a_failure(
     monkeypatch.setattr(worker, "utcnow", lambda: tomorrow)
     assert await worker.purge_expired(sessionmaker, settings) == 1
     assert await _count(sessionmaker, Report) == 0
+
+
+async def test_a_second_hold_is_refused_and_the_first_reason_stays(
+    client: httpx.AsyncClient, organisation: dict[str, str]
+) -> None:
+    case_id = await _full_report(client, organisation["slug"])
+    first = "Court proceedings 12 C 34/2031"
+    held = await client.post(f"/api/v1/cases/{case_id}/legal-hold", json={"reason": first})
+    assert held.status_code == 200
+    again = await client.post(
+        f"/api/v1/cases/{case_id}/legal-hold", json={"reason": "Another lawsuit"}
+    )
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "already_on_hold"
+    read = await client.get(f"/api/v1/cases/{case_id}")
+    assert read.json()["legal_hold_reason"] == first
+
+
+async def test_hold_on_a_case_erased_meanwhile_is_not_found(
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    organisation: dict[str, str],
+) -> None:
+    case_id = await _full_report(client, organisation["slug"])
+    cookie = client.cookies[session_cookie_name(settings)]
+    async with sessionmaker() as session, session.begin():
+        current = await auth.resolve_session(session, settings, cookie)
+    assert current is not None
+    async with sessionmaker() as session:
+        access, report = await cases.open_case(session, current, str(case_id))
+        # The daily purge erases the case while the designated person's request is running.
+        await _set_received(sessionmaker, case_id, date(2020, 1, 10))
+        assert await retention.purge(sessionmaker, AS_OF) == 1
+        with pytest.raises(NotFound):
+            await cases.hold(session, access, report, "Court proceedings")
+        await session.rollback()
+    missing = await client.post(
+        f"/api/v1/cases/{case_id}/legal-hold", json={"reason": "Court proceedings"}
+    )
+    assert missing.status_code == 404
+
+
+async def test_releasing_a_legal_hold_is_audited(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, organisation: dict[str, str]
+) -> None:
+    case_id = await _full_report(client, organisation["slug"])
+    held = await client.post(f"/api/v1/cases/{case_id}/legal-hold", json={"reason": "Lawsuit"})
+    assert held.status_code == 200
+    assert (await client.delete(f"/api/v1/cases/{case_id}/legal-hold")).status_code == 200
+    async with sessionmaker() as session:
+        actions = list(
+            await session.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.report_id == case_id)
+                .order_by(AuditEvent.seq)
+            )
+        )
+        report = await session.get(Report, case_id)
+        assert report is not None
+        verified = await audit.verify(session, report.organisation_id)
+    assert actions[-2:] == ["case.legal_hold", "case.legal_hold_released"]
+    assert verified.ok

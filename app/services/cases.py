@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Date, and_, case, func, select
+from sqlalchemy import ColumnElement, Date, and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crypto, i18n
@@ -655,10 +655,22 @@ async def triage(session: AsyncSession, access: CaseAccess, report: Report, data
 async def hold(session: AsyncSession, access: CaseAccess, report: Report, reason: str) -> None:
     """Put the case on legal hold: it is kept past the retention period until released."""
     reason = retention.check_hold_reason(reason)
-    report.legal_hold_at = utcnow()
-    report.sealed_legal_hold = retention.seal_hold_reason(
-        report_key(access, report), report, reason
+    sealed = retention.seal_hold_reason(report_key(access, report), report, reason)
+    # One statement that holds only a case not yet held, so neither a second hold (which would
+    # replace the reason) nor a purge that erased the case meanwhile goes unnoticed.
+    placed = await session.scalar(
+        update(Report)
+        .where(Report.id == report.id, Report.legal_hold_at.is_(None))
+        .values(legal_hold_at=utcnow(), sealed_legal_hold=sealed)
+        .returning(Report.id)
     )
+    if placed is None:
+        if await session.scalar(select(Report.id).where(Report.id == report.id)) is None:
+            raise NotFound(CASE_NOT_FOUND)
+        raise Conflict(
+            N_("The case is already on legal hold. Release the hold to give another reason."),
+            code="already_on_hold",
+        )
     # The reason may name proceedings or people: the trail says only that a hold was placed.
     await _audit(session, access, report, "case.legal_hold")
     await session.flush()
