@@ -420,3 +420,37 @@ async def test_receipt_page_offers_no_link_that_loses_the_code(
     )
     assert response.status_code == 201
     assert 'class="lang"' not in response.text
+
+
+async def test_html_form_of_a_blocked_organisation_takes_no_report(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    sessionmaker: Sessionmaker,
+    organisation: dict[str, str],
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Organisation)
+            .where(Organisation.slug == organisation["slug"])
+            .values(blocked_at=utcnow(), blocked_reason="False company data")
+        )
+    url = f"/{organisation['slug']}"
+    page = await client.get(url)
+    assert page.status_code == 409
+    assert "Oznamovací systém této organizace je pozastaven" in page.text
+    assert "Ministerstva spravedlnosti" in page.text
+    assert 'name="description"' not in page.text
+    # The operator's reason is for the organisation, not for the public.
+    assert "False company data" not in page.text
+
+    sent = await client.post(
+        f"{url}?lang=en",
+        data=_form_fields(settings, description=DESCRIPTION, anonymous="true"),
+        files={"files": ("", b"", "application/octet-stream")},
+    )
+    assert sent.status_code == 409
+    assert "reporting channel is suspended" in sent.text
+    assert "Ministry of Justice" in sent.text
+    assert 'id="tracking-code"' not in sent.text
+    async with sessionmaker() as session:
+        assert await session.scalar(select(Report)) is None
