@@ -1,20 +1,22 @@
 """Database, settings and app fixtures: every test runs on SQLite and, where configured, PostgreSQL.
 
 Each test gets an empty database migrated by Alembic: on SQLite a copy of a migrated template
-file, on PostgreSQL the shared test database emptied after the test. Tests commit for real, so
-workers and concurrent sessions can be tested as they run in production.
+file, on PostgreSQL a database of the test run's own, emptied after each test. Tests commit for
+real, so workers and concurrent sessions can be tested as they run in production.
 """
 
+import asyncio
 import importlib.util
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import insert, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from app import migrate
@@ -25,11 +27,30 @@ from app.models import Base, Plan
 
 pytest_plugins = ["tests.smtp", "tests.browser", "tests.fake_gopay"]
 
-POSTGRES_URL = os.environ.get("PISTALKA_TEST_POSTGRES_URL")
+CONFIGURED_POSTGRES_URL = os.environ.get("PISTALKA_TEST_POSTGRES_URL")
+
+
+def _run_database(configured: str) -> str:
+    # Each test run works in a database of its own beside the configured one, so that runs at
+    # the same time on one server (two checkouts, a developer beside CI) never empty each
+    # other's tables.
+    url = make_url(configured)
+    return url.set(database=f"{url.database}_{os.getpid()}").render_as_string(hide_password=False)
+
+
+POSTGRES_URL = _run_database(CONFIGURED_POSTGRES_URL) if CONFIGURED_POSTGRES_URL else None
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 # Argon2id at a test cost; production parameters are measured in bench/ and tested once.
 FAST_ARGON2 = {"argon2_memory_kib": 1024, "argon2_iterations": 1, "argon2_lanes": 1}
 TEST_SECRET = "11" * 32
+# The operator's details for invoices, as a configured service has them.
+SUPPLIER = {
+    "supplier_name": "Píšťalka s.r.o.",
+    "supplier_address": "Vodičkova 12, 110 00 Praha 1",
+    "supplier_ico": "27074358",
+    "supplier_dic": "CZ27074358",
+    "supplier_bank_account": "2900123456/2010",
+}
 
 
 def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
@@ -41,6 +62,7 @@ def make_settings(data_dir: Path, database_url: str, **overrides: object) -> Set
         "smtp_host": "127.0.0.1",
         "smtp_port": 9,
         "login_slowdown_seconds": 0.01,
+        **SUPPLIER,
         **FAST_ARGON2,
         **overrides,
     }
@@ -55,21 +77,44 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_schema() -> str:
-    assert POSTGRES_URL is not None
-    import asyncio
-
-    async def reset() -> None:
-        engine = create_async_engine(Settings(database_url=POSTGRES_URL).resolved_database_url)
-        async with engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
+async def _on_server(*statements: str) -> None:
+    """Statements outside a transaction, on the configured database (CREATE/DROP DATABASE)."""
+    assert CONFIGURED_POSTGRES_URL is not None
+    engine = create_async_engine(
+        Settings(database_url=CONFIGURED_POSTGRES_URL).resolved_database_url,
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        async with engine.connect() as connection:
+            for statement in statements:
+                await connection.execute(text(statement))
+    finally:
         await engine.dispose()
 
-    asyncio.run(reset())
-    migrate.upgrade(Settings(database_url=POSTGRES_URL))
-    return POSTGRES_URL
+
+def create_run_database(suffix: str = "") -> str:
+    """An empty database of this test run (dropped at its end), and its URL."""
+    assert POSTGRES_URL is not None
+    url = make_url(POSTGRES_URL)
+    name = f"{url.database}{suffix}"
+    asyncio.run(
+        _on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    )
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_run_database(suffix: str = "") -> None:
+    assert POSTGRES_URL is not None
+    name = f"{make_url(POSTGRES_URL).database}{suffix}"
+    asyncio.run(_on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    url = create_run_database()
+    migrate.upgrade(Settings(database_url=url))
+    yield url
+    drop_run_database()
 
 
 def starting_plans() -> list[dict[str, object]]:

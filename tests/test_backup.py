@@ -13,16 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import migrate
 from app.cli import main
 from app.config import Settings
 from app.main import create_app
 from tests.browser import ServerThread, free_port
-from tests.conftest import POSTGRES_URL, TEST_SECRET, make_settings
+from tests.conftest import TEST_SECRET, create_run_database, drop_run_database, make_settings
 from tests.factories import login, submit, verified_organisation
 
 PISTALKA = str(Path(sys.executable).with_name("pistalka"))
@@ -31,50 +29,14 @@ HEADERS = {"sqlite": b"SQLite format 3\x00", "postgres": b"PGDMP"}
 REASON = {"X-Access-Reason": "restore check"}
 
 
-def _create_postgres_database(name: str) -> None:
-    """Create the database beside the test database unless it exists (a fresh server has none)."""
-    assert POSTGRES_URL is not None
-
-    async def create() -> None:
-        engine = create_async_engine(
-            Settings(database_url=POSTGRES_URL).resolved_database_url,
-            isolation_level="AUTOCOMMIT",
-        )
-        async with engine.connect() as connection:
-            found = await connection.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
-            )
-            if found is None:
-                await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        await engine.dispose()
-
-    asyncio.run(create())
-
-
-def _reset_postgres(url: str) -> None:
-    async def reset() -> None:
-        engine = create_async_engine(Settings(database_url=url).resolved_database_url)
-        async with engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-
-    asyncio.run(reset())
-
-
 @pytest.fixture
 def restore_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """An empty database of the same kind to restore into."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'restored' / 'pistalka.db'}"
         return
-    assert POSTGRES_URL is not None
-    _create_postgres_database("test_backup_restore")
-    url = make_url(POSTGRES_URL).set(database="test_backup_restore")
-    rendered = url.render_as_string(hide_password=False)
-    _reset_postgres(rendered)
-    yield rendered
-    _reset_postgres(rendered)
+    yield create_run_database("_restore")
+    drop_run_database("_restore")
 
 
 def _configure(monkeypatch: pytest.MonkeyPatch, database_url: str, data_dir: Path) -> None:

@@ -1,5 +1,6 @@
 """Case management by a designated person through the JSON API, on SQLite and PostgreSQL."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -9,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.main import create_app
-from app.models import AuditEvent, Report
+from app.models import AuditEvent, PurgedReport, Report
 from app.services import deadlines, mail
 from tests.factories import login, register, submit, verified_organisation
 
@@ -55,6 +56,27 @@ async def test_references_count_per_organisation(
     await submit(client, case["slug"])
     references = sorted(i["reference"] for i in (await client.get("/api/v1/cases")).json()["items"])
     assert [r[-4:] for r in references] == ["0001", "0002"]
+
+
+async def test_a_purged_reports_reference_is_never_given_again(
+    client: httpx.AsyncClient, case: dict[str, str], sessionmaker: Sessionmaker
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        report = await session.get_one(Report, uuid.UUID(case["id"]))
+        # A report recorded with an old date of receipt, purged since, held number 7 of its year.
+        session.add(
+            PurgedReport(
+                id=uuid.uuid4(),
+                organisation_id=report.organisation_id,
+                reference_year=report.reference_year,
+                reference_number=7,
+                channel="post",
+                received_at=report.received_at,
+            )
+        )
+    await submit(client, case["slug"])
+    references = sorted(i["reference"] for i in (await client.get("/api/v1/cases")).json()["items"])
+    assert [r[-4:] for r in references] == ["0001", "0008"]
 
 
 async def test_first_read_needs_a_reason_which_is_audited(

@@ -47,8 +47,9 @@ async def submit_report(
 ) -> ReportCreated:
     """Submit a report; the answer carries the tracking code, shown only this once."""
     rate_limit(request, "submit", settings.submissions_per_hour, 3600)
-    organisation = await registration.get_receiving_organisation(session, slug)
+    # The body first: no database connection is held while a slow client uploads.
     data, files = await read_submission(request, settings, ReportCreate)
+    organisation = await registration.get_receiving_organisation(session, slug)
     submitted = await reports.submit_report(session, settings, organisation, data, files)
     return ReportCreated(
         tracking_code=submitted.tracking_code,

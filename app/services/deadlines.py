@@ -6,7 +6,7 @@ a Saturday, Sunday or public holiday ends on the next working day.
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -57,6 +57,7 @@ def is_working_day(day: date, jurisdiction: Jurisdiction = CZECH) -> bool:
     return day.weekday() < 5 and day not in _holidays(jurisdiction.country, day.year)
 
 
+@lru_cache(maxsize=4096)
 def deadline(start: date, days: int, jurisdiction: Jurisdiction = CZECH) -> Deadline:
     """The last day of a period of `days` days that starts the day after `start`."""
     unshifted = start + timedelta(days=days)

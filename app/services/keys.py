@@ -9,6 +9,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from app import crypto
 from app.config import Settings
@@ -40,7 +41,14 @@ def argon2_params(settings: Settings) -> crypto.Argon2Params:
 
 
 def server_subkey(settings: Settings, purpose: str) -> bytes:
-    return crypto.derive_key(settings.server_key, purpose)
+    return _derive_subkey(settings.server_key, purpose)
+
+
+@lru_cache(maxsize=64)
+def _derive_subkey(server_key: bytes, purpose: str) -> bytes:
+    # An HKDF per keyed hash or sealed mail showed in the submission profile; the purposes are
+    # a handful of constants, and the server key is held in memory anyway.
+    return crypto.derive_key(server_key, purpose)
 
 
 def keyed_hash(settings: Settings, purpose: str, value: bytes) -> bytes:

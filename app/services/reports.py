@@ -7,12 +7,13 @@ from datetime import datetime
 
 from sqlalchemy import false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from app import crypto
 from app.config import Settings
 from app.errors import InvalidInput, NotFound
 from app.i18n import N_
-from app.models import Attachment, Organisation, Report, ReportMessage
+from app.models import Attachment, Organisation, PurgedReport, Report, ReportMessage
 from app.models.base import utcnow
 from app.schemas.case import RecordRead
 from app.schemas.report import (
@@ -163,8 +164,12 @@ async def submit_report(
 async def _next_reference_number(
     session: AsyncSession, organisation: Organisation, year: int
 ) -> int:
-    """The next number of the organisation's yearly series, taken under a lock on the row."""
-    if (await session.connection()).dialect.name == "sqlite":
+    """The next number of the organisation's yearly series, taken under a lock on the row.
+
+    Numbers of purged reports count too: a tombstone keeps its reference for good.
+    """
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite":
         # FOR UPDATE is a no-op there and pysqlite reads outside a transaction until the first
         # write: a write matching nothing takes the write lock, so two reports never share a
         # number.
@@ -177,12 +182,28 @@ async def _next_reference_number(
     await session.execute(
         select(Organisation.id).where(Organisation.id == organisation.id).with_for_update()
     )
-    last = await session.scalar(
-        select(func.max(Report.reference_number)).where(
-            Report.organisation_id == organisation.id, Report.reference_year == year
+    # A statement of its own after the lock: in PostgreSQL a statement sees what was committed
+    # before it began, so read in the locking statement these would miss the report whose
+    # commit released the lock.
+    last = (
+        await session.execute(
+            select(
+                _highest_number(Report, organisation.id, year),
+                _highest_number(PurgedReport, organisation.id, year),
+            )
         )
+    ).one()
+    return max(last[0] or 0, last[1] or 0) + 1
+
+
+def _highest_number(
+    model: type[Report] | type[PurgedReport], organisation_id: uuid.UUID, year: int
+) -> ScalarSelect[int | None]:
+    return (
+        select(func.max(model.reference_number))
+        .where(model.organisation_id == organisation_id, model.reference_year == year)
+        .scalar_subquery()
     )
-    return (last or 0) + 1
 
 
 async def store_files(
