@@ -9,16 +9,16 @@ import httpx
 import pyotp
 import pytest
 from fastapi.routing import iter_route_contexts
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import cli
 from app.config import Settings
-from app.models import AuditEvent, IncidentNotice, Organisation, OutboxMail
+from app.models import AuditEvent, IncidentNotice, Organisation, OutboxMail, TermsVersion
 from app.models.base import utcnow
 from app.services import deadlines, mail
 from tests.conftest import TEST_SECRET
-from tests.factories import PASSWORD, login, submit, verified_organisation
+from tests.factories import PASSWORD, login, register, submit, verified_organisation
 from tests.smtp import SMTPServer
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -317,3 +317,80 @@ async def test_operator_session_gets_nothing_of_the_reports(
     listed = await client.get("/api/v1/cases")
     assert listed.status_code == 403
     assert listed.json()["error"]["code"] == "operator"
+
+
+async def _announce(client: httpx.AsyncClient, secret: str, version: str, days: int) -> None:
+    assert (await operator_login(client, secret)).status_code == 303
+    token = csrf_of((await client.get("/operator")).text)
+    effective = deadlines.local_date(utcnow()) + timedelta(days=days)
+    announced = await client.post(
+        "/operator/terms",
+        data={
+            "csrf": token,
+            "version": version,
+            "summary": "Prices change.",
+            "url": "",
+            "effective_on": effective.isoformat(),
+        },
+    )
+    assert announced.status_code == 303
+    client.cookies.clear()
+
+
+async def test_terms_are_announced_only_to_organisations_using_the_service(
+    client: httpx.AsyncClient,
+    totp_secret: str,
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    smtp_server: SMTPServer,
+) -> None:
+    active = await verified_organisation(client, sessionmaker)
+    await register(client)  # its address is not verified
+    leaving_org = await verified_organisation(client, sessionmaker)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Organisation)
+            .where(Organisation.slug == leaving_org["slug"])
+            .values(cancelled_at=utcnow())
+        )
+        await session.execute(delete(OutboxMail))
+
+    await _announce(client, totp_secret, "2", days=15)
+    await mail.deliver_due(
+        sessionmaker, settings.model_copy(update={"smtp_port": smtp_server.port})
+    )
+    assert [message["To"] for message in smtp_server.messages] == [active["email"]]
+
+
+async def test_terms_notice_stays_after_the_version_takes_effect_until_accepted(
+    client: httpx.AsyncClient, totp_secret: str, sessionmaker: Sessionmaker
+) -> None:
+    registered = await verified_organisation(client, sessionmaker)
+    await _announce(client, totp_secret, "2", days=15)
+    # The day comes and goes without anyone accepting.
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(TermsVersion)
+            .where(TermsVersion.version == "2")
+            .values(effective_on=deadlines.local_date(utcnow()) - timedelta(days=3))
+        )
+    later = await register(client)  # registers under version 2, in effect now
+
+    assert (await login(client, registered["email"])).status_code == 200
+    dashboard = await client.get("/dashboard?lang=en")
+    assert f'id="terms-{registered["slug"]}"' in dashboard.text
+    assert "version 2, took effect on" in dashboard.text
+    accepted = await client.post(
+        f"/organisations/{registered['slug']}/terms",
+        data={"csrf": csrf_of(dashboard.text), "version": "2"},
+    )
+    assert accepted.status_code == 303
+    assert f'id="terms-{registered["slug"]}"' not in (await client.get("/dashboard")).text
+    async with sessionmaker() as session:
+        versions = dict(
+            (await session.execute(select(Organisation.slug, Organisation.terms_version))).all()
+        )
+    assert versions == {registered["slug"]: "2", later["slug"]: "2"}
+    client.cookies.clear()
+    assert (await login(client, later["email"])).status_code == 200
+    assert f'id="terms-{later["slug"]}"' not in (await client.get("/dashboard")).text

@@ -89,7 +89,8 @@ async def dashboard(request: Request, current: CurrentMemberDep, session: Sessio
         request,
         "admin/dashboard.html",
         {
-            "upcoming_terms": await operator.upcoming_terms(session, today),
+            "terms": await operator.newest_terms(session),
+            "today": today,
             "member": current.member,
             "organisations": organisations,
             "case_counts": case_counts,
@@ -108,12 +109,12 @@ async def accept_terms(
     current: CurrentMemberDep,
     version: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    """Accept the announced version of the terms for the organisation."""
+    """Accept the newest announced version of the terms for the organisation."""
     organisation = await organisations.member_organisation(session, current.member.id, slug)
-    upcoming = await operator.upcoming_terms(session, deadlines.local_date(utcnow()))
-    if upcoming is None or upcoming.version != version:
+    newest = await operator.newest_terms(session)
+    if newest is None or newest.version != version:
         raise NotFound(N_("No such version of the terms is announced."))
-    await operator.accept_terms(session, organisation, upcoming, current.member.id)
+    await operator.accept_terms(session, organisation, newest, current.member.id)
     return redirect(request, "/dashboard")
 
 

@@ -329,6 +329,17 @@ async def upcoming_terms(session: AsyncSession, today: date) -> TermsVersion | N
     return result
 
 
+async def newest_terms(session: AsyncSession) -> TermsVersion | None:
+    """The newest announced version, in effect or not: organisations that have not accepted it
+    are asked to, before and after the day it takes effect."""
+    result: TermsVersion | None = await session.scalar(
+        select(TermsVersion)
+        .order_by(TermsVersion.effective_on.desc(), TermsVersion.announced_at.desc())
+        .limit(1)
+    )
+    return result
+
+
 async def announce_terms(
     session: AsyncSession,
     settings: Settings,
@@ -339,7 +350,7 @@ async def announce_terms(
     url: str,
     effective_on: date,
 ) -> TermsVersion:
-    """Record a new version of the terms and tell every organisation, at least 15 days ahead."""
+    """Record a new version of the terms and tell the organisations, at least 15 days ahead."""
     version, summary, url = version.strip(), summary.strip(), url.strip()
     if not 1 <= len(version) <= 20:
         raise InvalidInput(N_("Name the version (at most 20 characters)."), field="version")
@@ -364,7 +375,13 @@ async def announce_terms(
         url=url,
         effective_on=effective_on.strftime("%d. %m. %Y"),
     )
-    organisations = await session.scalars(select(Organisation).order_by(Organisation.created_at))
+    # Those using the service: an unverified address may not be theirs, and a cancelled
+    # registration ends before the terms matter (an erased one has no row left).
+    organisations = await session.scalars(
+        select(Organisation)
+        .where(Organisation.email_verified_at.is_not(None), Organisation.cancelled_at.is_(None))
+        .order_by(Organisation.created_at)
+    )
     for organisation in organisations:
         await mail.enqueue(
             session, settings, kind="terms_announced", to=organisation.email, subject=subject,
