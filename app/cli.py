@@ -129,6 +129,7 @@ async def _purge(settings: Settings, as_of: date, dry_run: bool) -> None:
         if not dry_run:
             erased = await retention.purge(sessionmaker, as_of)
             organisations = await leaving.erase_cancelled(sessionmaker, moment)
+            await retention.reclaim(sessionmaker, reports=erased, organisations=organisations)
             print(f"Erased {erased} reports and {organisations} cancelled organisations.")  # noqa: T201
             return
         async with sessionmaker() as session:

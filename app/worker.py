@@ -49,10 +49,11 @@ async def purge_expired(sessionmaker: async_sessionmaker[AsyncSession], settings
     today = deadlines.local_date(utcnow())
     if _purged_on == today:
         return 0
-    erased = await retention.purge(sessionmaker, today)
-    erased += await leaving.erase_cancelled(sessionmaker)
+    reports = await retention.purge(sessionmaker, today)
+    organisations = await leaving.erase_cancelled(sessionmaker)
+    await retention.reclaim(sessionmaker, reports=reports, organisations=organisations)
     _purged_on = today
-    return erased
+    return reports + organisations
 
 
 async def bill(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -497,3 +497,40 @@ async def test_releasing_a_legal_hold_is_audited(
         verified = await audit.verify(session, report.organisation_id)
     assert actions[-2:] == ["case.legal_hold", "case.legal_hold_released"]
     assert verified.ok
+
+
+async def _vacuums(sessionmaker: Sessionmaker) -> dict[str, int]:
+    async with sessionmaker() as session:
+        rows = await session.execute(text("SELECT relname, vacuum_count FROM pg_stat_user_tables"))
+        return {name: int(count) for name, count in rows.all()}
+
+
+async def test_purge_vacuums_what_it_erased_from_on_postgresql(
+    backend: str,
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    organisation: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if backend != "postgres":
+        pytest.skip("PostgreSQL keeps dead rows until VACUUM")
+    await _full_report(client, organisation["slug"])
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Report).values(received_at=received(date(2020, 1, 10))))
+    monkeypatch.setenv("PISTALKA_DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("PISTALKA_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("PISTALKA_SECRET_KEY", TEST_SECRET)
+    before = await _vacuums(sessionmaker)
+
+    await asyncio.to_thread(cli.main, ["purge"])
+    assert "Erased 1 reports and 0 cancelled organisations" in capsys.readouterr().out
+    after = await _vacuums(sessionmaker)
+    for table in ("report", "report_message", "case_note", "attachment", "attachment_chunk"):
+        assert after[table] == before[table] + 1, table
+    assert after["organisation"] == before["organisation"]
+
+    # Nothing erased, nothing to vacuum.
+    await asyncio.to_thread(cli.main, ["purge"])
+    assert await _vacuums(sessionmaker) == after

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, false, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import delete, false, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import crypto
 from app.errors import InvalidInput
 from app.i18n import N_
-from app.models import Organisation, PurgedReport, Report
+from app.models import Base, Member, Organisation, PurgedReport, Report
 from app.models.base import utcnow
 from app.services import audit, deadlines
 from app.services.reports import aad
@@ -167,6 +167,42 @@ async def purge(sessionmaker: async_sessionmaker[AsyncSession], as_of: date) -> 
     if erased:
         logger.info("purged %d reports past retention", erased)
     return erased
+
+
+def _reached_from(roots: list[str]) -> list[str]:
+    """The `roots` and every table whose rows a delete there cascades to or updates."""
+    names = list(roots)
+    for table in Base.metadata.sorted_tables:  # a table comes after those it refers to
+        if table.name not in names and any(
+            key.column.table.name in names for key in table.foreign_keys
+        ):
+            names.append(table.name)
+    return names
+
+
+async def reclaim(
+    sessionmaker: async_sessionmaker[AsyncSession], *, reports: int, organisations: int
+) -> None:
+    """On PostgreSQL, VACUUM the tables the purge and the erasure deleted from, once committed.
+
+    A deleted row stays in PostgreSQL's table files as a dead row until VACUUM; autovacuum
+    would come by eventually, the purge does not leave it to chance.
+    """
+    roots = [Report.__tablename__] if reports else []
+    if organisations:
+        # Erasing an organisation also deletes the accounts that served only it.
+        roots += [Organisation.__tablename__, Member.__tablename__]
+    if not roots:
+        return
+    async with sessionmaker() as session:
+        engine = session.bind
+    if not isinstance(engine, AsyncEngine) or engine.dialect.name != "postgresql":
+        return  # SQLite overwrites deleted rows at once (secure_delete)
+    tables = ", ".join(_reached_from(roots))
+    async with engine.connect() as connection:
+        # VACUUM cannot run inside a transaction.
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(text(f"VACUUM {tables}"))
 
 
 async def due_soon(
