@@ -11,6 +11,7 @@ Served by uvicorn on 127.0.0.1 in a thread; loaded from tests/conftest.py with `
 The `fake_gopay` fixture yields a running FakeGoPay.
 """
 
+import asyncio
 import base64
 import secrets
 import threading
@@ -88,6 +89,8 @@ class FakeGoPay:
         self._next_id = 3000000001
         self._fail_next: int | None = None
         self._decline_next: str | None = None
+        self._recurrences_complete_later = False
+        self._late_answer_seconds: float | None = None
         self._lock = threading.Lock()
         self.app = Starlette(
             routes=[
@@ -136,6 +139,25 @@ class FakeGoPay:
         """
         with self._lock:
             self._decline_next = "canceled" if as_canceled_payment else "error"
+
+    def complete_recurrences_later(self) -> None:
+        """Answer create-recurrence with the payment CREATED, as GoPay's documentation describes
+        the ON_DEMAND recurrence: the card is charged afterwards and the result comes by a
+        notification (with `parent_id`). The test then calls `pay` or `cancel`, and `notify`."""
+        with self._lock:
+            self._recurrences_complete_later = True
+
+    def answer_next_recurrence_late(self, seconds: float) -> None:
+        """Charge the card on the next create-recurrence but answer only after `seconds`, so a
+        client with a shorter timeout never learns the outcome."""
+        with self._lock:
+            self._late_answer_seconds = seconds
+
+    @property
+    def recurrence_charges(self) -> int:
+        """How many recurrence payments were created (charged or attempted) so far."""
+        with self._lock:
+            return sum(1 for payment in self.payments.values() if payment.parent_id is not None)
 
     def expire_tokens(self) -> None:
         """Every token issued so far is refused with 401 from now on."""
@@ -284,6 +306,13 @@ class FakeGoPay:
             declined, self._decline_next = self._decline_next, None
             if declined == "error":
                 return _error(409, 340, "PAYMENT_RECURRENCE_FAILED")
+            late, self._late_answer_seconds = self._late_answer_seconds, None
+            if declined == "canceled":
+                state = "CANCELED"
+            elif self._recurrences_complete_later:
+                state = "CREATED"
+            else:
+                state = "PAID"  # the stored card is charged at once, without the payer
             payment = FakePayment(
                 id=self._new_id(),
                 amount=body["amount"],
@@ -295,13 +324,15 @@ class FakeGoPay:
                 notification_url=parent.notification_url,
                 lang=parent.lang,
                 allowed_payment_instruments=["PAYMENT_CARD"],
-                # The stored card is charged at once, without the payer.
-                state="CANCELED" if declined == "canceled" else "PAID",
+                state=state,
                 parent_id=parent.id,
                 request=body,
             )
             self.payments[payment.id] = payment
-            return JSONResponse(self._view(payment))
+            view = self._view(payment)
+        if late is not None:
+            await asyncio.sleep(late)
+        return JSONResponse(view)
 
     async def _void_recurrence(self, request: Request) -> JSONResponse:
         with self._lock:

@@ -2,6 +2,8 @@
 
 import asyncio
 import io
+import json
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -16,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.errors import Conflict
 from app.main import create_app
 from app.models import Invoice, Order, Organisation, OutboxMail, Plan, Subscription
-from app.services import billing, mail
+from app.services import billing, leaving, mail
 from tests.browser import ServerThread, free_port
 from tests.factories import login, verified_organisation
 from tests.fake_gopay import FakeGoPay
@@ -439,3 +442,613 @@ async def test_invoice_numbers_have_no_gaps_under_concurrent_payments(
             await session.scalars(select(Invoice.sequence).where(Invoice.kind == "invoice"))
         )
     assert numbers == list(range(1, 13))
+
+
+# Helpers of the tests below: a running recurrence, orders by transfer, delivered mails.
+
+
+async def _recurring(
+    http: httpx.AsyncClient, sessionmaker: Sessionmaker, fake_gopay: FakeGoPay
+) -> tuple[dict[str, str], Subscription]:
+    registered, order = await _card_order(http, sessionmaker, "recurring")
+    parent = order.gateway_payment_id
+    assert parent is not None
+    fake_gopay.pay(parent)
+    assert await fake_gopay.notify(parent) == [200]
+    async with sessionmaker() as session:
+        subscription = await session.scalar(
+            select(Subscription).where(Subscription.organisation_id == order.organisation_id)
+        )
+    assert subscription is not None
+    return registered, subscription
+
+
+async def _renewals(sessionmaker: Sessionmaker, subscription: Subscription) -> list[Order]:
+    async with sessionmaker() as session:
+        orders = await session.scalars(
+            select(Order)
+            .where(
+                Order.subscription_id == subscription.id,
+                Order.gateway_payment_id.is_distinct_from(subscription.gateway_parent_id),
+            )
+            .order_by(Order.created_at)
+        )
+        return list(orders)
+
+
+async def _subscription(sessionmaker: Sessionmaker, subscription_id: uuid.UUID) -> Subscription:
+    async with sessionmaker() as session:
+        subscription = await session.get(Subscription, subscription_id)
+    assert subscription is not None
+    return subscription
+
+
+def _month_after(paid_until: date) -> date:
+    return billing.add_months(paid_until + timedelta(days=1), 1) - timedelta(days=1)
+
+
+async def _order_by_transfer(
+    sessionmaker: Sessionmaker, settings: Settings, organisation_id: uuid.UUID
+) -> Order:
+    async with sessionmaker() as session, session.begin():
+        organisation = await session.get(Organisation, organisation_id)
+        assert organisation is not None
+        order, _ = await billing.place_order(
+            session, settings, organisation, plan_code="standard", term="year", method="transfer"
+        )
+    return order
+
+
+async def _paid_by_transfer(
+    sessionmaker: Sessionmaker, settings: Settings, organisation_id: uuid.UUID, paid_on: date
+) -> Order:
+    order = await _order_by_transfer(sessionmaker, settings, organisation_id)
+    async with sessionmaker() as session, session.begin():
+        await billing.issue_proforma(session, settings, order.id)
+    async with sessionmaker() as session, session.begin():
+        assert await billing.record_payment(session, settings, order.id, paid_on)
+    return order
+
+
+async def _delivered(
+    sessionmaker: Sessionmaker, settings: Settings, smtp_server: SMTPServer
+) -> dict[str, str]:
+    """The mails delivered so far: the body of each by its subject."""
+    await mail.deliver_due(
+        sessionmaker, settings.model_copy(update={"smtp_port": smtp_server.port})
+    )
+    bodies = {}
+    for message in smtp_server.messages:
+        body = message.get_body(("plain",))
+        assert body is not None
+        bodies[str(message["Subject"])] = str(body.get_content())
+    return bodies
+
+
+def _one(bodies: dict[str, str], subject_part: str) -> str:
+    found = [body for subject, body in bodies.items() if subject_part in subject]
+    assert len(found) == 1, (subject_part, list(bodies))
+    return found[0]
+
+
+# 1. A renewal charges the card once, whatever fails after the charge.
+
+
+async def test_a_failure_after_the_renewal_charge_does_not_charge_again(
+    shop: tuple[str, Settings],
+    fake_gopay: FakeGoPay,
+    sessionmaker: Sessionmaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, configured = shop
+    async with httpx.AsyncClient(base_url=url) as http:
+        _, subscription = await _recurring(http, sessionmaker, fake_gopay)
+    due = subscription.paid_until
+
+    def broken(document: object) -> bytes:
+        raise RuntimeError("the invoice could not be drawn")
+
+    monkeypatch.setattr(billing, "render_invoice", broken)
+    with pytest.raises(RuntimeError):
+        await billing.renew_due(sessionmaker, configured, due)
+    assert fake_gopay.recurrence_charges == 1
+    [renewal] = await _renewals(sessionmaker, subscription)
+    assert renewal.status == "pending"
+    assert renewal.gateway_payment_id is not None
+    assert (await _subscription(sessionmaker, subscription.id)).paid_until == due
+
+    monkeypatch.undo()
+    assert await billing.renew_due(sessionmaker, configured, due) == 0
+    assert await billing.renew_due(sessionmaker, configured, due) == 0
+    assert fake_gopay.recurrence_charges == 1
+    [renewal] = await _renewals(sessionmaker, subscription)
+    assert renewal.status == "paid"
+    assert (await _subscription(sessionmaker, subscription.id)).paid_until == _month_after(due)
+
+
+async def test_a_renewal_charge_without_an_answer_waits_for_the_notification(
+    shop: tuple[str, Settings],
+    fake_gopay: FakeGoPay,
+    sessionmaker: Sessionmaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, configured = shop
+    async with httpx.AsyncClient(base_url=url) as http:
+        _, subscription = await _recurring(http, sessionmaker, fake_gopay)
+    due = subscription.paid_until
+    await _clear_outbox(sessionmaker)
+    monkeypatch.setattr(billing, "GATEWAY_TIMEOUT_SECONDS", 0.5)
+    fake_gopay.answer_next_recurrence_late(3)
+
+    assert await billing.renew_due(sessionmaker, configured, due) == 0
+    [renewal] = await _renewals(sessionmaker, subscription)
+    assert (renewal.status, renewal.gateway_payment_id) == ("pending", None)
+    assert await _mail_kinds(sessionmaker) == []  # not a failure: the card may be charged
+    assert await billing.renew_due(sessionmaker, configured, due) == 0
+    assert fake_gopay.recurrence_charges == 1
+
+    [charged] = [p for p in fake_gopay.payments.values() if p.parent_id is not None]
+    assert charged.parent_id == subscription.gateway_parent_id
+    assert await fake_gopay.notify(charged.id) == [200]
+    [renewal] = await _renewals(sessionmaker, subscription)
+    assert (renewal.status, renewal.gateway_payment_id) == ("paid", charged.id)
+    assert (await _subscription(sessionmaker, subscription.id)).paid_until == _month_after(due)
+    assert fake_gopay.recurrence_charges == 1
+
+
+async def test_a_renewal_answered_created_is_completed_by_its_notification(
+    shop: tuple[str, Settings], fake_gopay: FakeGoPay, sessionmaker: Sessionmaker
+) -> None:
+    url, configured = shop
+    async with httpx.AsyncClient(base_url=url) as http:
+        _, subscription = await _recurring(http, sessionmaker, fake_gopay)
+    due = subscription.paid_until
+    fake_gopay.complete_recurrences_later()
+
+    assert await billing.renew_due(sessionmaker, configured, due) == 1
+    [renewal] = await _renewals(sessionmaker, subscription)
+    payment_id = renewal.gateway_payment_id
+    assert payment_id is not None
+    assert renewal.status == "pending"
+    assert (await _subscription(sessionmaker, subscription.id)).paid_until == due
+    # The next run only asks: the payment is still being made.
+    assert await billing.renew_due(sessionmaker, configured, due) == 0
+    assert fake_gopay.recurrence_charges == 1
+
+    fake_gopay.pay(payment_id)
+    assert fake_gopay.payments[payment_id].parent_id == subscription.gateway_parent_id
+    assert await fake_gopay.notify(payment_id) == [200]
+    [renewal] = await _renewals(sessionmaker, subscription)
+    assert renewal.status == "paid"
+    assert (await _subscription(sessionmaker, subscription.id)).paid_until == _month_after(due)
+    async with sessionmaker() as session:
+        invoices = await session.scalar(select(func.count()).select_from(Invoice))
+    assert invoices == 2
+
+
+async def test_a_renewal_declined_as_a_canceled_payment_fails_and_tells_the_organisation(
+    shop: tuple[str, Settings], fake_gopay: FakeGoPay, sessionmaker: Sessionmaker
+) -> None:
+    url, configured = shop
+    async with httpx.AsyncClient(base_url=url) as http:
+        _, subscription = await _recurring(http, sessionmaker, fake_gopay)
+    due = subscription.paid_until
+    await _clear_outbox(sessionmaker)
+    fake_gopay.fail_next_recurrence(as_canceled_payment=True)
+
+    assert await billing.renew_due(sessionmaker, configured, due) == 0
+    assert await billing.renew_due(sessionmaker, configured, due) == 0
+    [renewal] = await _renewals(sessionmaker, subscription)
+    assert renewal.status == "failed"
+    assert fake_gopay.recurrence_charges == 1
+    assert (await _subscription(sessionmaker, subscription.id)).paid_until == due
+    assert "billing_card_failed" in await _mail_kinds(sessionmaker)
+
+
+# 2. No second order over a running recurrence; paid days are never lost.
+
+
+async def test_a_new_order_is_refused_while_a_recurring_payment_runs(
+    shop: tuple[str, Settings], fake_gopay: FakeGoPay, sessionmaker: Sessionmaker
+) -> None:
+    url, _ = shop
+    async with httpx.AsyncClient(base_url=url) as http:
+        registered, _ = await _recurring(http, sessionmaker, fake_gopay)
+        slug = registered["slug"]
+        page = await http.get(f"/organisations/{slug}/billing")
+        form = {"csrf": csrf_of(page.text), "plan": "premium", "term": "year", "method": "card"}
+        english = await http.post(f"/organisations/{slug}/billing/order?lang=en", data=form)
+        czech = await http.post(f"/organisations/{slug}/billing/order?lang=cs", data=form)
+        stopped = await http.post(
+            f"/organisations/{slug}/billing/stop", data={"csrf": form["csrf"]}
+        )
+        after_stop = await http.post(f"/organisations/{slug}/billing/order", data=form)
+    assert english.status_code == 409
+    assert "Stop the recurring payment before ordering another plan" in english.text
+    assert czech.status_code == 409
+    assert "Před objednáním jiného tarifu opakovanou platbu zastavte" in czech.text
+    assert stopped.status_code == 303
+    assert after_stop.status_code == 303
+
+
+async def test_a_year_ordered_during_a_paid_period_starts_after_it(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, settings: Settings
+) -> None:
+    registered = await verified_organisation(client, sessionmaker)
+    organisation = await _organisation(sessionmaker, registered["slug"])
+    first_paid = billing.today() - timedelta(days=30)
+    await _paid_by_transfer(sessionmaker, settings, organisation.id, first_paid)
+    await _paid_by_transfer(sessionmaker, settings, organisation.id, billing.today())
+    async with sessionmaker() as session:
+        first, second = list(
+            await session.scalars(select(Subscription).order_by(Subscription.starts_on))
+        )
+    assert first.starts_on == first_paid
+    assert second.starts_on == first.paid_until + timedelta(days=1)
+    assert second.paid_until == billing.add_months(second.starts_on, 12) - timedelta(days=1)
+    assert (await _order_by_transfer(sessionmaker, settings, organisation.id)).status == (
+        "requested"
+    )
+    assert (await login(client, registered["email"])).status_code == 200
+    page = await client.get(f"/organisations/{registered['slug']}/billing?lang=en")
+    next_start = second.paid_until + timedelta(days=1)
+    assert f"A plan ordered now starts on {next_start.strftime('%d. %m. %Y')}" in page.text
+
+
+async def test_no_ending_notice_when_the_following_period_is_paid(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, settings: Settings
+) -> None:
+    registered = await verified_organisation(client, sessionmaker)
+    organisation = await _organisation(sessionmaker, registered["slug"])
+    await _paid_by_transfer(
+        sessionmaker, settings, organisation.id, billing.today() - timedelta(days=300)
+    )
+    async with sessionmaker() as session:
+        first = await session.scalar(select(Subscription))
+    assert first is not None
+    notice_day = first.paid_until - timedelta(days=14)
+    await _paid_by_transfer(sessionmaker, settings, organisation.id, billing.today())
+    await _clear_outbox(sessionmaker)
+
+    assert await billing.ending_notices(sessionmaker, settings, notice_day) == 0
+    assert await _mail_kinds(sessionmaker) == []
+    async with sessionmaker() as session:
+        second = await session.scalar(select(Subscription).where(Subscription.id != first.id))
+    assert second is not None
+    assert (
+        await billing.ending_notices(sessionmaker, settings, second.paid_until - timedelta(days=14))
+        == 1
+    )
+
+
+# 3. Leaving stops the card; the invoices stay as tax documents.
+
+
+async def test_cancelling_the_registration_stops_the_card_recurrence(
+    shop: tuple[str, Settings], fake_gopay: FakeGoPay, sessionmaker: Sessionmaker
+) -> None:
+    url, configured = shop
+    async with httpx.AsyncClient(base_url=url) as http:
+        registered, subscription = await _recurring(http, sessionmaker, fake_gopay)
+        cancelled = await http.post(f"/api/v1/organisations/{registered['slug']}/cancellation")
+    assert cancelled.status_code == 200
+    parent = subscription.gateway_parent_id
+    assert parent is not None
+    assert fake_gopay.payments[parent].recurrence["recurrence_state"] == "STOPPED"  # type: ignore[index]
+    stopped = await _subscription(sessionmaker, subscription.id)
+    assert stopped.recurrence_stopped_at is not None
+    assert stopped.paid_until == subscription.paid_until  # nothing refunded
+    assert await billing.renew_due(sessionmaker, configured, subscription.paid_until) == 0
+    assert fake_gopay.recurrence_charges == 0
+
+
+async def test_invoices_outlive_the_erased_organisation_and_numbering_continues(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, settings: Settings
+) -> None:
+    leaving_org = await verified_organisation(client, sessionmaker)
+    staying = await verified_organisation(client, sessionmaker)
+    organisation = await _organisation(sessionmaker, leaving_org["slug"])
+    await _paid_by_transfer(sessionmaker, settings, organisation.id, billing.today())
+    async with sessionmaker() as session:
+        issued = {i.number: i.pdf for i in await session.scalars(select(Invoice))}
+    assert (await login(client, leaving_org["email"])).status_code == 200
+    cancelled = await client.post(f"/api/v1/organisations/{leaving_org['slug']}/cancellation")
+    assert cancelled.status_code == 200
+    cancelled_at = (await _organisation(sessionmaker, leaving_org["slug"])).cancelled_at
+    assert cancelled_at is not None
+    window_end = cancelled_at + timedelta(days=leaving.EXPORT_WINDOW_DAYS)
+    assert await leaving.erase_cancelled(sessionmaker, window_end + timedelta(minutes=1)) == 1
+
+    async with sessionmaker() as session:
+        kept = list(await session.scalars(select(Invoice)))
+        orders = await session.scalar(select(func.count()).select_from(Order))
+    assert orders == 0
+    assert {i.number: i.pdf for i in kept} == issued
+    assert all(i.organisation_id is None and i.order_id is None for i in kept)
+    for invoice in kept:
+        customer = json.loads(invoice.document)["customer"]
+        assert (customer["name"], customer["ico"]) == (organisation.name, organisation.ico)
+    other = await _organisation(sessionmaker, staying["slug"])
+    await _paid_by_transfer(sessionmaker, settings, other.id, billing.today())
+    async with sessionmaker() as session:
+        sequences = sorted(
+            await session.scalars(select(Invoice.sequence).where(Invoice.kind == "invoice"))
+        )
+    assert sequences == [1, 2]
+
+
+# 4. No tax document with the placeholder supplier.
+
+
+async def test_paid_orders_wait_for_the_suppliers_details(
+    sessionmaker: Sessionmaker, settings: Settings
+) -> None:
+    placeholders = {
+        name: Settings.model_fields[name].default
+        for name in ("supplier_address", "supplier_ico", "supplier_dic", "supplier_bank_account")
+    }
+    unconfigured = settings.model_copy(update=placeholders)
+    app = create_app(unconfigured)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            registered = await verified_organisation(http, sessionmaker)
+            slug = registered["slug"]
+            pricing = await http.get("/pricing?lang=en")
+            assert (await login(http, registered["email"])).status_code == 200
+            page = await http.get(f"/organisations/{slug}/billing?lang=en")
+            czech = await http.get(f"/organisations/{slug}/billing?lang=cs")
+            refused = await http.post(
+                f"/organisations/{slug}/billing/order?lang=en",
+                data={
+                    "csrf": csrf_of(page.text),
+                    "plan": "standard",
+                    "term": "year",
+                    "method": "transfer",
+                },
+            )
+    finally:
+        await app.state.engine.dispose()
+    message = "the operator has not filled in its details for invoices"
+    assert pricing.status_code == 200
+    assert 'id="plan-standard"' in pricing.text
+    assert 'id="supplier-not-configured"' in page.text
+    assert message in page.text
+    assert 'name="term"' not in page.text
+    assert "provozovatel ještě nevyplnil své údaje pro faktury" in czech.text
+    assert refused.status_code == 409
+    assert message in refused.text
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Order)) == 0
+
+    # An order placed before cannot get a proforma invoice while the details are missing.
+    organisation = await _organisation(sessionmaker, slug)
+    order = await _order_by_transfer(sessionmaker, settings, organisation.id)
+    async with sessionmaker() as session, session.begin():
+        with pytest.raises(Conflict) as raised:
+            await billing.issue_proforma(session, unconfigured, order.id)
+    assert raised.value.code == "supplier_not_configured"
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Invoice)) == 0
+
+
+def test_the_test_settings_configure_a_real_looking_supplier(settings: Settings) -> None:
+    assert billing.supplier_configured(settings)
+    assert not billing.supplier_configured(settings.model_copy(update={"supplier_ico": "00000000"}))
+    assert not billing.supplier_configured(settings.model_copy(update={"supplier_dic": ""}))
+    assert not billing.supplier_configured(
+        settings.model_copy(update={"supplier_bank_account": ""})
+    )
+
+
+# 5. The invoice after a paid proforma is paid by the advance.
+
+
+async def test_the_invoice_after_a_paid_proforma_says_it_was_paid_by_the_advance(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, settings: Settings
+) -> None:
+    registered = await verified_organisation(client, sessionmaker)
+    organisation = await _organisation(sessionmaker, registered["slug"])
+    await _paid_by_transfer(sessionmaker, settings, organisation.id, billing.today())
+    async with sessionmaker() as session:
+        proforma = await session.scalar(select(Invoice).where(Invoice.kind == "proforma"))
+        invoice = await session.scalar(select(Invoice).where(Invoice.kind == "invoice"))
+    assert proforma is not None
+    assert invoice is not None
+    text = " ".join(pdf_text(invoice.pdf).split())
+    assert f"Uhrazeno zálohou {proforma.number}" in text
+    assert "5 929,00 Kč" in text
+    assert "Celkem k úhradě / Total to pay: 0,00 Kč" in text
+    assert "Celkem k úhradě / Total to pay: 5 929,00" not in text
+    assert "Celkem k úhradě / Total to pay: 5 929,00 Kč" in " ".join(pdf_text(proforma.pdf).split())
+
+
+# 6. Renewals at the agreed price, dated the day of payment.
+
+
+async def test_a_renewal_charges_the_agreed_price_on_the_day_it_is_paid(
+    shop: tuple[str, Settings], fake_gopay: FakeGoPay, sessionmaker: Sessionmaker
+) -> None:
+    url, configured = shop
+    async with httpx.AsyncClient(base_url=url) as http:
+        _, subscription = await _recurring(http, sessionmaker, fake_gopay)
+    assert (subscription.agreed_price, subscription.agreed_vat_rate) == (49_000, 21)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Plan).where(Plan.code == "standard").values(price_month=79_000, vat_rate=12)
+        )
+    due = subscription.paid_until
+    assert due > billing.today()
+
+    assert await billing.renew_due(sessionmaker, configured, due) == 1
+    [renewal] = await _renewals(sessionmaker, subscription)
+    assert renewal.gateway_payment_id is not None
+    assert fake_gopay.payments[renewal.gateway_payment_id].amount == 59_290
+    assert (renewal.base, renewal.vat_rate, renewal.total) == (49_000, 21, 59_290)
+    assert renewal.paid_on == billing.today()
+    async with sessionmaker() as session:
+        invoice = await session.scalar(select(Invoice).where(Invoice.order_id == renewal.id))
+    assert invoice is not None
+    document = json.loads(invoice.document)
+    assert document["taxable_supply_on"] == billing.today().isoformat()
+    assert (await _subscription(sessionmaker, subscription.id)).paid_until == _month_after(due)
+
+
+# 7. Card payments that fail, notifications that repeat or are unknown, tenancy, the mails.
+
+
+@pytest.mark.parametrize("outcome", ["cancel", "timeout"])
+async def test_an_initial_card_payment_that_fails_fails_the_order_and_tells_the_organisation(
+    outcome: str,
+    shop: tuple[str, Settings],
+    fake_gopay: FakeGoPay,
+    sessionmaker: Sessionmaker,
+    smtp_server: SMTPServer,
+) -> None:
+    url, configured = shop
+    async with httpx.AsyncClient(base_url=url) as http:
+        registered, order = await _card_order(http, sessionmaker, "year")
+        payment_id = order.gateway_payment_id
+        assert payment_id is not None
+        await _clear_outbox(sessionmaker)
+        getattr(fake_gopay, outcome)(payment_id)
+        assert await fake_gopay.notify(payment_id, times=2) == [200, 200]
+        page = await http.get(f"/organisations/{registered['slug']}/billing?lang=en")
+    async with sessionmaker() as session:
+        failed = await session.get(Order, order.id)
+        subscriptions = await session.scalar(select(func.count()).select_from(Subscription))
+    assert failed is not None
+    assert failed.status == "failed"
+    assert subscriptions == 0
+    assert "Current plan: Free" in page.text
+    assert await _mail_kinds(sessionmaker) == ["billing_card_failed"]
+    body = _one(await _delivered(sessionmaker, configured, smtp_server), "Card payment failed")
+    assert "Platba kartou 5 929,00 Kč za tarif" in body
+    assert "The card payment of 5 929,00 Kč for the plan of" in body
+
+
+async def test_a_notification_for_an_unknown_payment_is_refused_and_logged(
+    shop: tuple[str, Settings],
+    fake_gopay: FakeGoPay,
+    sessionmaker: Sessionmaker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url, _ = shop
+    async with httpx.AsyncClient(base_url=url) as http:
+        registered, order = await _card_order(http, sessionmaker, "year")
+        with caplog.at_level(logging.WARNING, logger="pistalka.billing"):
+            unknown = await http.get("/api/v1/payments/gopay", params={"id": 3_999_999_999})
+            unknown_child = await http.get(
+                "/api/v1/payments/gopay",
+                params={"id": 3_999_999_998, "parent_id": order.gateway_payment_id},
+            )
+    assert unknown.status_code == 404
+    assert unknown_child.status_code == 404
+    lines = [r.getMessage() for r in caplog.records if r.name == "pistalka.billing"]
+    assert any("unknown payment 3999999999 refused" in line for line in lines), lines
+    assert any("unknown payment 3999999998 refused" in line for line in lines), lines
+    organisation = await _organisation(sessionmaker, registered["slug"])
+    for line in lines:
+        for personal in (registered["email"], organisation.name, organisation.ico, "127.0.0.1"):
+            assert personal not in line
+    async with sessionmaker() as session:
+        unchanged = await session.get(Order, order.id)
+    assert unchanged is not None
+    assert unchanged.status == "pending"
+
+
+async def test_two_identical_notifications_at_once_record_one_payment(
+    shop: tuple[str, Settings], fake_gopay: FakeGoPay, sessionmaker: Sessionmaker
+) -> None:
+    url, _ = shop
+    async with httpx.AsyncClient(base_url=url) as http:
+        _, order = await _card_order(http, sessionmaker, "year")
+    payment_id = order.gateway_payment_id
+    assert payment_id is not None
+    await _clear_outbox(sessionmaker)
+    fake_gopay.pay(payment_id)
+
+    results = await asyncio.gather(*(fake_gopay.notify(payment_id) for _ in range(2)))
+
+    assert results == [[200], [200]]
+    async with sessionmaker() as session:
+        invoices = await session.scalar(select(func.count()).select_from(Invoice))
+        subscriptions = await session.scalar(select(func.count()).select_from(Subscription))
+    assert (invoices, subscriptions) == (1, 1)
+    kinds = await _mail_kinds(sessionmaker)
+    assert (kinds.count("billing_paid"), kinds.count("billing_invoice")) == (1, 1)
+
+
+async def test_another_organisations_invoice_and_order_are_not_found(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, settings: Settings
+) -> None:
+    owner = await verified_organisation(client, sessionmaker)
+    other = await verified_organisation(client, sessionmaker)
+    organisation = await _organisation(sessionmaker, owner["slug"])
+    order = await _paid_by_transfer(sessionmaker, settings, organisation.id, billing.today())
+    async with sessionmaker() as session:
+        invoice = await session.scalar(select(Invoice).where(Invoice.kind == "invoice"))
+    assert invoice is not None
+
+    assert (await login(client, owner["email"])).status_code == 200
+    own_invoice = await client.get(f"/organisations/{owner['slug']}/billing/invoices/{invoice.id}")
+    own_order = await client.get(f"/organisations/{owner['slug']}/billing?order={order.id}")
+    client.cookies.clear()
+    assert (await login(client, other["email"])).status_code == 200
+    their_invoice = await client.get(
+        f"/organisations/{other['slug']}/billing/invoices/{invoice.id}"
+    )
+    their_order = await client.get(f"/organisations/{other['slug']}/billing?order={order.id}")
+    unknown_order = await client.get(f"/organisations/{other['slug']}/billing?order=x")
+
+    assert (own_invoice.status_code, own_order.status_code) == (200, 200)
+    assert their_invoice.status_code == 404
+    assert their_order.status_code == 404
+    assert unknown_order.status_code == 404
+    assert invoice.number not in their_invoice.text
+
+
+async def test_billing_mails_are_written_in_czech_and_english(
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    smtp_server: SMTPServer,
+) -> None:
+    registered = await verified_organisation(client, sessionmaker)
+    organisation = await _organisation(sessionmaker, registered["slug"])
+    await _clear_outbox(sessionmaker)
+    paid_on = billing.today() - timedelta(days=360)
+    order = await _paid_by_transfer(sessionmaker, settings, organisation.id, paid_on)
+    async with sessionmaker() as session:
+        subscription = await session.scalar(select(Subscription))
+        numbers = {i.kind: i.number for i in await session.scalars(select(Invoice))}
+    assert subscription is not None
+    assert await billing.ending_notices(sessionmaker, settings) == 1
+    bodies = await _delivered(sessionmaker, settings, smtp_server)
+    until = subscription.paid_until.strftime("%d. %m. %Y")
+    expected = {
+        "Proforma invoice": (
+            f"Vystavili jsme zálohovou fakturu {numbers['proforma']} pro {organisation.name}",
+            f"We issued proforma invoice {numbers['proforma']} to {organisation.name}",
+        ),
+        "Payment received": (
+            f"Přijali jsme platbu 5 929,00 Kč od {organisation.name}. "
+            f"Tarif je zaplacen do {until} včetně.",
+            f"We received the payment of 5 929,00 Kč from {organisation.name}. "
+            f"The plan is paid until {until} inclusive.",
+        ),
+        f"Invoice {numbers['invoice']} is ready": (
+            f"Faktura {numbers['invoice']} za platbu {organisation.name} je připravena",
+            f"Invoice {numbers['invoice']} for the payment of {organisation.name} is ready",
+        ),
+        "Your plan ends on": (
+            f"Placený tarif {organisation.name} končí {until} a sám se neprodlouží.",
+            f"The paid plan of {organisation.name} ends on {until} and does not renew",
+        ),
+    }
+    for subject, (czech, english) in expected.items():
+        body = " ".join(_one(bodies, subject).split())
+        assert czech in body, subject
+        assert english in body, subject
+        assert f"/organisations/{registered['slug']}/billing" in body
+    assert order.variable_symbol in _one(bodies, "Proforma invoice")

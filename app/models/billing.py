@@ -59,6 +59,11 @@ class Subscription(UUIDPrimaryKey, Base):
     recurrence_stopped_at: Mapped[datetime | None]
     # The paid_until for which the "plan ending in 14 days" mail went out.
     ending_notice_for: Mapped[date | None]
+    # The price agreed when the plan started (one payment of the term, without VAT, in hellers)
+    # and its VAT rate: a renewal charges these, whatever the price list says later.
+    # Empty only for subscriptions from before they were recorded.
+    agreed_price: Mapped[int | None] = mapped_column(Integer)
+    agreed_vat_rate: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -92,16 +97,21 @@ class Order(UUIDPrimaryKey, Base):
 
 
 class Invoice(UUIDPrimaryKey, Base):
-    """An invoice (tax document) or a proforma invoice; numbered without gaps per year."""
+    """An invoice (tax document) or a proforma invoice; numbered without gaps per year.
+
+    The operator keeps tax documents for 10 years (VAT Act § 35), longer than an erased
+    organisation's data: erasing the organisation or its orders leaves the invoice, with the
+    customer as issued in `document`, and only empties the links.
+    """
 
     __tablename__ = "invoice"
     __table_args__ = (UniqueConstraint("kind", "year", "sequence"),)
 
-    organisation_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    organisation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="SET NULL"), index=True
     )
-    order_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("billing_order.id", ondelete="CASCADE"), index=True
+    order_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("billing_order.id", ondelete="SET NULL"), index=True
     )
     kind: Mapped[str] = mapped_column(String(20))  # invoice, proforma
     year: Mapped[int] = mapped_column(Integer)

@@ -1,20 +1,18 @@
 """The price list, an organisation's billing page, and the payment gateway's notifications."""
 
-import uuid
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from app.db import SessionDep
 from app.deps import CurrentMemberDep, SettingsDep, require_csrf
 from app.errors import AppError, InvalidInput, NotFound
 from app.headers import content_security_policy
 from app.i18n import N_
-from app.models import Invoice, Order, Organisation, Plan
+from app.models import Organisation
 from app.services import billing, organisations
 from app.services.invoice_pdf import format_amount
 from app.templating import redirect, render
@@ -47,34 +45,22 @@ async def _billing_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    subscription = await billing.current_subscription(session, organisation.id)
-    orders = list(
-        await session.scalars(
-            select(Order)
-            .where(Order.organisation_id == organisation.id)
-            .order_by(Order.created_at.desc())
-        )
-    )
-    invoices = list(
-        await session.scalars(
-            select(Invoice)
-            .where(Invoice.organisation_id == organisation.id)
-            .order_by(Invoice.issued_on.desc(), Invoice.number.desc())
-        )
-    )
-    plans = {plan.id: plan for plan in await session.scalars(select(Plan))}
+    overview = await billing.overview(session, organisation)
     return render(
         request,
         "admin/billing.html",
         {
             "organisation": organisation,
-            "plan": await billing.current_plan(session, organisation.id),
-            "subscription": subscription,
-            "plans": await billing.price_list(session),
-            "all_plans": plans,
-            "orders": orders,
-            "invoices": invoices,
+            "plan": overview.plan,
+            "subscription": overview.subscription,
+            "plans": overview.price_list,
+            "all_plans": overview.plans,
+            "orders": overview.orders,
+            "invoices": overview.invoices,
+            "next_start": overview.next_start,
+            "today": billing.today(),
             "card_payments": billing.card_payments(settings),
+            "supplier_configured": billing.supplier_configured(settings),
             "money": format_amount,
             "error": error,
             "done": request.query_params.get("done"),
@@ -100,36 +86,9 @@ async def billing_page(
 ) -> Response:
     organisation = await organisations.member_organisation(session, current.member.id, slug)
     if order is not None:
-        # Back from the gateway: ask it now rather than wait for its notification.
-        await _check_returning_order(session, settings, organisation, order)
+        # Back from the gateway with the order paid for.
+        await billing.check_returning_order(session, settings, organisation, order)
     return await _billing_page(request, session, settings, organisation)
-
-
-async def _check_returning_order(
-    session: SessionDep, settings: SettingsDep, organisation: Organisation, order_id: str
-) -> None:
-    try:
-        key = uuid.UUID(order_id)
-    except ValueError:
-        return
-    order = await session.get(Order, key)
-    if (
-        order is None
-        or order.organisation_id != organisation.id
-        or order.status != "pending"
-        or order.gateway_payment_id is None
-    ):
-        return
-    client = billing.gateway(settings)
-    if client is None:
-        return
-    try:
-        async with session.begin_nested():
-            await billing.payment_notice(session, settings, client, order.gateway_payment_id)
-    except AppError:
-        pass  # the notification will settle it
-    finally:
-        await client.aclose()
 
 
 @pages.post(
@@ -214,13 +173,7 @@ async def invoice_pdf(
     slug: str, invoice_id: str, session: SessionDep, current: CurrentMemberDep
 ) -> Response:
     organisation = await organisations.member_organisation(session, current.member.id, slug)
-    try:
-        key = uuid.UUID(invoice_id)
-    except ValueError:
-        raise NotFound(N_("No such invoice.")) from None
-    invoice = await session.get(Invoice, key)
-    if invoice is None or invoice.organisation_id != organisation.id:
-        raise NotFound(N_("No such invoice."))
+    invoice = await billing.organisation_invoice(session, organisation.id, invoice_id)
     return Response(
         invoice.pdf,
         media_type="application/pdf",
@@ -244,7 +197,7 @@ async def gopay_notification(
     if client is None:
         raise NotFound(N_("No such payment."))
     try:
-        status = await billing.payment_notice(session, settings, client, id)
+        status = await billing.payment_notice(session, settings, client, id, parent_id)
     finally:
         await client.aclose()
     return PaymentState(status=status)

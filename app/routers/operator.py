@@ -321,6 +321,7 @@ async def issue_proforma(
 ) -> Response:
     async def step() -> None:
         invoice = await billing.issue_proforma(session, settings, _order_id(order_id))
+        assert invoice.organisation_id is not None  # noqa: S101 - issued for an organisation
         await operator.log_billing(
             session, current, invoice.organisation_id, "proforma", invoice.number
         )

@@ -12,17 +12,17 @@ import json
 import logging
 import secrets
 import uuid
-from dataclasses import asdict
-from datetime import date, datetime, time, timedelta
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
 
-from sqlalchemy import false, func, select, update
+from sqlalchemy import Select, false, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import AppError, Conflict, InvalidInput, NotFound
 from app.i18n import N_
 from app.models import (
     Invitation,
@@ -44,7 +44,6 @@ from app.services.invoice_pdf import (
     format_amount,
     render_invoice,
 )
-from app.services.retention import PRAGUE
 from app.templating import render_mail
 
 logger = logging.getLogger("pistalka.billing")
@@ -55,6 +54,7 @@ RECURRING_MONTHS = 24
 ENDING_NOTICE_DAYS = 14
 PROFORMA_DUE_DAYS = 14
 CURRENCY = "CZK"
+GATEWAY_TIMEOUT_SECONDS = 15.0
 
 
 def add_months(day: date, months: int) -> date:
@@ -82,7 +82,35 @@ def gateway(settings: Settings) -> GoPay | None:
         goid=settings.gopay_goid,
         client_id=settings.gopay_client_id,
         client_secret=settings.gopay_client_secret.get_secret_value(),
+        timeout=GATEWAY_TIMEOUT_SECONDS,
     )
+
+
+def supplier_configured(settings: Settings) -> bool:
+    """Whether the operator's own details for invoices are filled in, not the placeholders."""
+    placeholder_address = Settings.model_fields["supplier_address"].default
+    ico = settings.supplier_ico.strip()
+    return (
+        len(ico) == 8
+        and ico.isdigit()
+        and ico != "00000000"
+        and bool(settings.supplier_name.strip())
+        and settings.supplier_address.strip() not in ("", placeholder_address)
+        and bool(settings.supplier_dic.strip())
+        and bool(settings.supplier_bank_account.strip())
+    )
+
+
+def _require_supplier(settings: Settings) -> None:
+    # A tax document without the supplier's real IČO, DIČ and account is not valid.
+    if not supplier_configured(settings):
+        raise Conflict(
+            N_(
+                "Paid plans cannot be ordered yet: the operator has not filled in its details "
+                "for invoices. The free plan works in full."
+            ),
+            code="supplier_not_configured",
+        )
 
 
 async def price_list(session: AsyncSession) -> list[Plan]:
@@ -120,6 +148,108 @@ async def current_plan(
     if plan is None:
         raise RuntimeError("the price list has no free plan")
     return plan
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What an organisation's billing page shows."""
+
+    plan: Plan
+    subscription: Subscription | None
+    price_list: list[Plan]
+    plans: dict[uuid.UUID, Plan]  # every plan an order may name, inactive ones too
+    orders: list[Order]
+    invoices: list[Invoice]
+    next_start: date  # the first day of a plan ordered now
+
+
+async def overview(session: AsyncSession, organisation: Organisation) -> Overview:
+    """The organisation's plan, orders and invoices."""
+    orders = await session.scalars(
+        select(Order)
+        .where(Order.organisation_id == organisation.id)
+        .order_by(Order.created_at.desc())
+    )
+    invoices = await session.scalars(
+        select(Invoice)
+        .where(Invoice.organisation_id == organisation.id)
+        .order_by(Invoice.issued_on.desc(), Invoice.number.desc())
+    )
+    return Overview(
+        plan=await current_plan(session, organisation.id),
+        subscription=await current_subscription(session, organisation.id),
+        price_list=await price_list(session),
+        plans={plan.id: plan for plan in await session.scalars(select(Plan))},
+        orders=list(orders),
+        invoices=list(invoices),
+        next_start=await _next_start(session, organisation.id, today()),
+    )
+
+
+def _uuid(value: str, message: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(message) from None
+
+
+async def organisation_invoice(
+    session: AsyncSession, organisation_id: uuid.UUID, invoice_id: str
+) -> Invoice:
+    """One of the organisation's invoices; another organisation's is not found."""
+    invoice = await session.scalar(
+        select(Invoice).where(
+            Invoice.id == _uuid(invoice_id, N_("No such invoice.")),
+            Invoice.organisation_id == organisation_id,
+        )
+    )
+    if invoice is None:
+        raise NotFound(N_("No such invoice."))
+    return invoice
+
+
+async def organisation_order(
+    session: AsyncSession, organisation_id: uuid.UUID, order_id: str
+) -> Order:
+    """One of the organisation's orders; another organisation's is not found."""
+    order = await session.scalar(
+        select(Order).where(
+            Order.id == _uuid(order_id, N_("No such order.")),
+            Order.organisation_id == organisation_id,
+        )
+    )
+    if order is None:
+        raise NotFound(N_("No such order."))
+    return order
+
+
+async def check_returning_order(
+    session: AsyncSession, settings: Settings, organisation: Organisation, order_id: str
+) -> None:
+    """The payer is back from the gateway: ask it now rather than wait for its notification."""
+    order = await organisation_order(session, organisation.id, order_id)
+    if order.status != "pending" or order.gateway_payment_id is None:
+        return
+    client = gateway(settings)
+    if client is None:
+        return
+    try:
+        async with session.begin_nested():
+            await payment_notice(session, settings, client, order.gateway_payment_id)
+    except AppError:
+        pass  # the notification will settle it
+    finally:
+        await client.aclose()
+
+
+async def _next_start(session: AsyncSession, organisation_id: uuid.UUID, day: date) -> date:
+    """The day a plan paid on `day` starts: then, or after the paid days already running."""
+    paid_until: date | None = await session.scalar(
+        select(func.max(Subscription.paid_until)).where(
+            Subscription.organisation_id == organisation_id, Subscription.paid_until >= day
+        )
+    )
+    return day if paid_until is None else paid_until + timedelta(days=1)
 
 
 async def check_designated_persons(session: AsyncSession, organisation: Organisation) -> None:
@@ -162,10 +292,14 @@ async def check_embed_origins(
         )
 
 
+def _vat(base: int, rate: int) -> int:
+    return (base * rate + 50) // 100  # rounded half up to hellers
+
+
 def _amounts(plan: Plan, term: str) -> tuple[int, int, int]:
-    """Base, VAT (rounded half up to hellers) and total of one payment of the plan."""
+    """Base, VAT and total of one payment of the plan."""
     base = plan.price_year if term == "year" else plan.price_month
-    vat = (base * plan.vat_rate + 50) // 100
+    vat = _vat(base, plan.vat_rate)
     return base, vat, base + vat
 
 
@@ -215,6 +349,20 @@ async def place_order(
 ) -> tuple[Order, str | None]:
     """Order a plan; for a card payment also the gateway's address to send the payer to."""
     plan = await _plan_to_order(session, plan_code, term, method)
+    _require_supplier(settings)
+    day = today()
+    if await session.scalar(
+        _recurrences(organisation.id, day).where(
+            Subscription.paid_until < Subscription.recurring_until
+        )
+    ):
+        raise Conflict(
+            N_(
+                "The plan is paid by a recurring card payment. Stop the recurring payment "
+                "before ordering another plan; the paid period is kept."
+            ),
+            code="recurrence_active",
+        )
     base, vat, total = _amounts(plan, term)
     order = Order(
         organisation_id=organisation.id,
@@ -250,7 +398,9 @@ async def place_order(
             return_url=f"{base_url}/organisations/{organisation.slug}/billing?order={order.id}",
             notification_url=f"{base_url}/api/v1/payments/gopay",
             recurring_until=(
-                add_months(today(), RECURRING_MONTHS) if term == "recurring" else None
+                add_months(await _next_start(session, organisation.id, day), RECURRING_MONTHS)
+                if term == "recurring"
+                else None
             ),
         )
     except GatewayError as exc:
@@ -307,7 +457,9 @@ async def _issue(
     issued_on: date,
     taxable_supply_on: date | None,
     due_on: date,
+    advance_number: str | None = None,
 ) -> Invoice:
+    _require_supplier(settings)
     organisation = await session.get(Organisation, order.organisation_id)
     plan = await session.get(Plan, order.plan_id)
     assert organisation is not None  # noqa: S101 - a foreign key
@@ -340,6 +492,7 @@ async def _issue(
         currency=order.currency,
         bank_account=settings.supplier_bank_account or None if kind == "proforma" else None,
         paid=kind == "invoice" and order.method == "card",
+        advance_number=advance_number,
     )
     invoice = Invoice(
         organisation_id=organisation.id,
@@ -419,6 +572,7 @@ async def record_payment(
 ) -> bool:
     """Record that an order is paid: the plan runs from `paid_on` inclusive, the invoice follows.
 
+    A plan paid while paid days still run starts the day after them, so no paid day is lost.
     Recording twice records once; the answer says whether this call recorded it.
     """
     order = await _locked_order(session, order_id)
@@ -426,6 +580,10 @@ async def record_payment(
         return False
     if order.status not in ("pending", "requested"):
         raise Conflict(N_("This order cannot be paid any more."), code="order_state")
+    # Two payments of one organisation at once would both start after the same paid days.
+    await session.execute(
+        select(Organisation.id).where(Organisation.id == order.organisation_id).with_for_update()
+    )
     order.status = "paid"
     order.paid_on = paid_on
     months = 12 if order.term == "year" else 1
@@ -439,22 +597,28 @@ async def record_payment(
             subscription.paid_until + timedelta(days=1), months
         ) - (timedelta(days=1))
     else:
+        starts_on = await _next_start(session, order.organisation_id, paid_on)
         subscription = Subscription(
             organisation_id=order.organisation_id,
             plan_id=order.plan_id,
             term=order.term,
-            starts_on=paid_on,
-            paid_until=add_months(paid_on, months) - timedelta(days=1),
+            starts_on=starts_on,
+            paid_until=add_months(starts_on, months) - timedelta(days=1),
             gateway_parent_id=order.gateway_payment_id if order.term == "recurring" else None,
             recurring_until=(
-                add_months(paid_on, RECURRING_MONTHS) - timedelta(days=1)
+                add_months(starts_on, RECURRING_MONTHS) - timedelta(days=1)
                 if order.term == "recurring"
                 else None
             ),
+            agreed_price=order.base,
+            agreed_vat_rate=order.vat_rate,
         )
         session.add(subscription)
         await session.flush()
         order.subscription_id = subscription.id
+    proforma: str | None = await session.scalar(
+        select(Invoice.number).where(Invoice.order_id == order.id, Invoice.kind == "proforma")
+    )
     invoice = await _issue(
         session,
         settings,
@@ -463,6 +627,7 @@ async def record_payment(
         issued_on=today(),
         taxable_supply_on=paid_on,
         due_on=paid_on,
+        advance_number=proforma,
     )
     organisation = await session.get(Organisation, order.organisation_id)
     assert organisation is not None  # noqa: S101
@@ -491,54 +656,153 @@ def _check_amount(order: Order, payment: GatewayPayment) -> None:
         raise Conflict(N_("The payment does not match the order."), code="payment_mismatch")
 
 
-async def payment_notice(
-    session: AsyncSession, settings: Settings, client: GoPay, payment_id: int
-) -> str:
-    """The gateway says a payment changed: ask it for the state and act on it once."""
-    order = await session.scalar(select(Order).where(Order.gateway_payment_id == payment_id))
-    if order is None:
-        logger.warning("gateway notification for an unknown payment %d refused", payment_id)
-        raise NotFound(N_("No such payment."))
-    try:
-        payment = await client.status(payment_id)
-    except GatewayError as exc:
-        logger.warning("gateway status of payment %d failed: %s", payment_id, exc)
-        raise Conflict(N_("The payment gateway is not answering."), code="gateway") from None
+async def _settle(
+    session: AsyncSession, settings: Settings, order: Order, payment: GatewayPayment
+) -> None:
+    """Act once on the gateway's state of the (locked) order's payment."""
     _check_amount(order, payment)
-    order = await _locked_order(session, order.id)
     if payment.state == "PAID":
+        # GoPay's payment status carries no date of payment: the day it is processed is used.
         await record_payment(session, settings, order.id, today())
     elif payment.state in ("CANCELED", "TIMEOUTED") and order.status == "pending":
         await _order_failed(session, settings, order)
+
+
+async def _gateway_status(client: GoPay, payment_id: int) -> GatewayPayment:
+    try:
+        return await client.status(payment_id)
+    except GatewayError as exc:
+        logger.warning("gateway status of payment %d failed: %s", payment_id, exc)
+        raise Conflict(N_("The payment gateway is not answering."), code="gateway") from None
+
+
+async def _renewal_awaiting(
+    session: AsyncSession, client: GoPay, payment_id: int, parent_id: int
+) -> tuple[uuid.UUID, GatewayPayment] | None:
+    """A renewal whose charge was made but whose answer was lost, found by the payment's order
+    number under the recurrence it belongs to."""
+    if not await session.scalar(
+        select(Subscription.id).where(Subscription.gateway_parent_id == parent_id).limit(1)
+    ):
+        return None
+    payment = await _gateway_status(client, payment_id)
+    if payment.parent_id != parent_id:
+        return None
+    order_id: uuid.UUID | None = await session.scalar(
+        select(Order.id)
+        .join(Subscription, Subscription.id == Order.subscription_id)
+        .where(
+            Subscription.gateway_parent_id == parent_id,
+            Order.variable_symbol == payment.order_number,
+            Order.gateway_payment_id.is_(None),
+            Order.status == "pending",
+        )
+    )
+    return None if order_id is None else (order_id, payment)
+
+
+async def payment_notice(
+    session: AsyncSession,
+    settings: Settings,
+    client: GoPay,
+    payment_id: int,
+    parent_id: int | None = None,
+) -> str:
+    """The gateway says a payment changed: ask it for the state and act on it once."""
+    order_id: uuid.UUID | None = await session.scalar(
+        select(Order.id).where(Order.gateway_payment_id == payment_id)
+    )
+    payment: GatewayPayment | None = None
+    if order_id is None and parent_id is not None:
+        found = await _renewal_awaiting(session, client, payment_id, parent_id)
+        if found is not None:
+            order_id, payment = found
+    if order_id is None:
+        # The query of such a call names only the gateway's numbers, nothing about a payer.
+        logger.warning("gateway notification for an unknown payment %d refused", payment_id)
+        raise NotFound(N_("No such payment."))
+    if payment is None:
+        payment = await _gateway_status(client, payment_id)
+    await _lock_writes(session)
+    order = await _locked_order(session, order_id)
+    if order.gateway_payment_id is None:
+        order.gateway_payment_id = payment.id
+        await session.flush()
+    await _settle(session, settings, order, payment)
     return order.status
+
+
+def _recurrences(organisation_id: uuid.UUID, day: date | None) -> Select[Subscription]:
+    """The organisation's recurring card payments not stopped, of plans not ended by `day`."""
+    query = select(Subscription).where(
+        Subscription.organisation_id == organisation_id,
+        Subscription.gateway_parent_id.is_not(None),
+        Subscription.recurrence_stopped_at.is_(None),
+    )
+    return query if day is None else query.where(Subscription.paid_until >= day)
+
+
+async def _void(client: GoPay, subscription: Subscription) -> bool:
+    """Stop the recurrence at the gateway; whether the gateway confirmed it."""
+    assert subscription.gateway_parent_id is not None  # noqa: S101 - a recurring subscription
+    try:
+        await client.void_recurrence(subscription.gateway_parent_id)
+    except GatewayError as exc:
+        if exc.error_code == RECURRENCE_STOPPED:  # stopped already: nothing to undo
+            return True
+        logger.warning("gateway void recurrence failed: %s", exc)
+        return False
+    return True
 
 
 async def stop_recurrence(
     session: AsyncSession, settings: Settings, organisation: Organisation
-) -> Subscription:
+) -> list[Subscription]:
     """Stop the recurring payment; the plan stays to the end of the paid period, no refund."""
-    subscription = await current_subscription(session, organisation.id)
-    if (
-        subscription is None
-        or subscription.gateway_parent_id is None
-        or subscription.recurrence_stopped_at is not None
-    ):
+    subscriptions = list(
+        await session.scalars(_recurrences(organisation.id, today()).with_for_update())
+    )
+    if not subscriptions:
         raise Conflict(N_("There is no recurring payment to stop."), code="not_recurring")
     client = gateway(settings)
     if client is not None:
         try:
-            await client.void_recurrence(subscription.gateway_parent_id)
-        except GatewayError as exc:
-            if exc.error_code != RECURRENCE_STOPPED:  # stopped already: nothing to undo
-                logger.warning("gateway void recurrence failed: %s", exc)
-                raise Conflict(
-                    N_("The payment gateway is not answering. Try again later."), code="gateway"
-                ) from None
+            for subscription in subscriptions:
+                if not await _void(client, subscription):
+                    raise Conflict(
+                        N_("The payment gateway is not answering. Try again later."),
+                        code="gateway",
+                    )
         finally:
             await client.aclose()
-    subscription.recurrence_stopped_at = utcnow()
+    for subscription in subscriptions:
+        subscription.recurrence_stopped_at = utcnow()
     await session.flush()
-    return subscription
+    return subscriptions
+
+
+async def end_recurrences(
+    session: AsyncSession, settings: Settings, organisation: Organisation
+) -> int:
+    """Stop every recurring payment of an organisation that leaves; how many were running.
+
+    The card is only ever charged when this service asks, so the local stop alone ends the
+    charges: a gateway that does not answer is logged and does not hold up the cancellation.
+    """
+    subscriptions = list(
+        await session.scalars(_recurrences(organisation.id, None).with_for_update())
+    )
+    client = gateway(settings) if subscriptions else None
+    try:
+        for subscription in subscriptions:
+            if client is not None:
+                await _void(client, subscription)
+            subscription.recurrence_stopped_at = utcnow()
+    finally:
+        if client is not None:
+            await client.aclose()
+    await session.flush()
+    return len(subscriptions)
 
 
 async def renew_due(
@@ -564,34 +828,112 @@ async def renew_due(
     renewed = 0
     try:
         for subscription_id in due:
-            try:
-                async with sessionmaker() as session, session.begin():
-                    renewed += await _renew(session, settings, client, subscription_id)
-            except IntegrityError:
-                continue  # another worker took this renewal
+            renewed += await _renew(sessionmaker, settings, client, subscription_id)
     finally:
         await client.aclose()
     return renewed
 
 
+@dataclass(frozen=True)
+class _Charge:
+    order_id: uuid.UUID
+    parent_id: int
+    amount: int
+    order_number: str
+    description: str
+
+
+@dataclass(frozen=True)
+class _Unsettled:
+    order_id: uuid.UUID
+    payment_id: int
+
+
 async def _renew(
-    session: AsyncSession, settings: Settings, client: GoPay, subscription_id: uuid.UUID
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    client: GoPay,
+    subscription_id: uuid.UUID,
 ) -> int:
+    """Renew one subscription: record the order, charge the card, record the result.
+
+    The charge happens between transactions: nothing after it can roll back the order and so
+    lead the next run to charge again. A run that finds the period's renewal charged but not
+    settled asks the gateway about it instead.
+    """
+    try:
+        async with sessionmaker() as session, session.begin():
+            begun = await _begin_renewal(session, subscription_id)
+    except IntegrityError:
+        return 0  # another worker took this renewal
+    if isinstance(begun, _Unsettled):
+        await _ask_about(sessionmaker, settings, client, begun)
+        return 0
+    if begun is None:
+        return 0
+    try:
+        payment = await client.create_recurrence(
+            begun.parent_id,
+            amount=begun.amount,
+            currency=CURRENCY,
+            order_number=begun.order_number,
+            description=begun.description,
+        )
+    except GatewayError as exc:
+        if exc.status_code is None or exc.status_code >= 500:
+            # No answer: the card may have been charged. The order waits, pending, for the
+            # gateway's notification, which names the recurrence and the order number.
+            logger.warning("recurring payment sent, its outcome unknown: %s", exc)
+            return 0
+        logger.warning("recurring payment declined or refused: %s", exc)
+        async with sessionmaker() as session, session.begin():
+            await _lock_writes(session)
+            order = await _locked_order(session, begun.order_id)
+            if order.status == "pending":
+                await _order_failed(session, settings, order)
+        return 0
+    async with sessionmaker() as session, session.begin():
+        await _lock_writes(session)
+        order = await _locked_order(session, begun.order_id)
+        order.gateway_payment_id = payment.id
+    async with sessionmaker() as session, session.begin():
+        await _lock_writes(session)
+        order = await _locked_order(session, begun.order_id)
+        await _settle(session, settings, order, payment)
+    return 0 if payment.state in ("CANCELED", "TIMEOUTED") else 1
+
+
+async def _begin_renewal(
+    session: AsyncSession, subscription_id: uuid.UUID
+) -> _Charge | _Unsettled | None:
+    """Record the period's renewal order, or find the one recorded already."""
     await _lock_writes(session)
     subscription = await session.get(Subscription, subscription_id, with_for_update=True)
-    if subscription is None or subscription.gateway_parent_id is None:
-        return 0
-    # One attempt per paid period: a renewal order since the period's last days began.
-    window_start = datetime.combine(subscription.paid_until - timedelta(days=3), time(), PRAGUE)
-    if await session.scalar(
-        select(Order.id).where(
-            Order.subscription_id == subscription.id, Order.created_at >= window_start
-        )
+    if (
+        subscription is None
+        or subscription.gateway_parent_id is None
+        or subscription.recurrence_stopped_at is not None
     ):
-        return 0
+        return None
+    # One attempt per paid period: every paid order started or extended the period, so an
+    # order after the last paid one is this period's renewal.
+    previous = await session.scalar(
+        select(Order)
+        .where(Order.subscription_id == subscription.id)
+        .order_by(Order.created_at.desc())
+        .limit(1)
+    )
+    if previous is not None and previous.status != "paid":
+        if previous.status == "pending" and previous.gateway_payment_id is not None:
+            return _Unsettled(previous.id, previous.gateway_payment_id)
+        return None  # failed, or charged without an answer: its notification settles it
     plan = await session.get(Plan, subscription.plan_id)
     assert plan is not None  # noqa: S101
-    base, vat, total = _amounts(plan, "recurring")
+    # The price agreed when the plan started, whatever the price list says now.
+    base = subscription.agreed_price if subscription.agreed_price is not None else plan.price_month
+    rate = subscription.agreed_vat_rate
+    rate = rate if rate is not None else plan.vat_rate
+    vat = _vat(base, rate)
     order = Order(
         organisation_id=subscription.organisation_id,
         plan_id=plan.id,
@@ -599,8 +941,8 @@ async def _renew(
         method="card",
         base=base,
         vat=vat,
-        total=total,
-        vat_rate=plan.vat_rate,
+        total=base + vat,
+        vat_rate=rate,
         currency=CURRENCY,
         variable_symbol=_variable_symbol(),
         status="pending",
@@ -608,28 +950,31 @@ async def _renew(
     )
     session.add(order)
     await session.flush()
+    return _Charge(
+        order_id=order.id,
+        parent_id=subscription.gateway_parent_id,
+        amount=order.total,
+        order_number=order.variable_symbol,
+        description=_description(plan, "recurring"),
+    )
+
+
+async def _ask_about(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    client: GoPay,
+    unsettled: _Unsettled,
+) -> None:
     try:
-        payment = await client.create_recurrence(
-            subscription.gateway_parent_id,
-            amount=total,
-            currency=CURRENCY,
-            order_number=order.variable_symbol,
-            description=_description(plan, "recurring"),
-        )
+        payment = await client.status(unsettled.payment_id)
     except GatewayError as exc:
-        logger.warning("recurring payment declined or failed: %s", exc)
-        await _order_failed(session, settings, order)
-        return 0
-    order.gateway_payment_id = payment.id
-    await session.flush()
-    if payment.state == "PAID":
-        _check_amount(order, payment)
-        await record_payment(
-            session, settings, order.id, subscription.paid_until + timedelta(days=1)
-        )
-    elif payment.state in ("CANCELED", "TIMEOUTED"):
-        await _order_failed(session, settings, order)
-    return 1
+        logger.warning("gateway status of payment %d failed: %s", unsettled.payment_id, exc)
+        return
+    async with sessionmaker() as session, session.begin():
+        await _lock_writes(session)
+        order = await _locked_order(session, unsettled.order_id)
+        if order.status == "pending":
+            await _settle(session, settings, order, payment)
 
 
 async def ending_notices(
@@ -660,10 +1005,11 @@ async def ending_notices(
             if await session.scalar(
                 select(Subscription.id).where(
                     Subscription.organisation_id == subscription.organisation_id,
-                    Subscription.starts_on > subscription.paid_until,
+                    Subscription.starts_on <= subscription.paid_until + timedelta(days=1),
+                    Subscription.paid_until > subscription.paid_until,
                 )
             ):
-                continue  # already followed by another paid period
+                continue  # the days after it are paid already
             subscription.ending_notice_for = subscription.paid_until
             organisation = await session.get(Organisation, subscription.organisation_id)
             assert organisation is not None  # noqa: S101

@@ -51,7 +51,8 @@ class InvoiceDocument:
     lines: list[InvoiceLine]
     currency: str = "CZK"
     bank_account: str | None = None
-    paid: bool = False
+    paid: bool = False  # paid by card
+    advance_number: str | None = None  # paid by the advance of this proforma invoice
     note: str = ""
 
 
@@ -238,22 +239,36 @@ def render_invoice(document: InvoiceDocument) -> bytes:
             row.cell(text, style=bold)
     pdf.ln(6)
 
+    settled = document.paid or document.advance_number is not None
+    if document.advance_number is not None:
+        pdf.set_font(FONT, "", 10)
+        pdf.cell(
+            0,
+            6,
+            f"Uhrazeno zálohou {document.advance_number} / Paid by advance "
+            f"{document.advance_number}: {format_amount(summary.total, money)}",
+            align="R",
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
+        )
     pdf.set_font(FONT, "B", 12)
     pdf.cell(
         0,
         7,
-        f"Celkem k úhradě / Total to pay: {format_amount(summary.total, money)}",
+        f"Celkem k úhradě / Total to pay: {format_amount(0 if settled else summary.total, money)}",
         align="R",
         new_x=XPos.LMARGIN,
         new_y=YPos.NEXT,
     )
-    if document.paid:
+    if settled:
         pdf.set_font(FONT, "B", 11)
         pdf.set_text_color(0, 110, 50)
         pdf.cell(
             0,
             7,
-            "Uhrazeno platební kartou – neplaťte / Paid by card – do not pay",
+            "Uhrazeno platební kartou – neplaťte / Paid by card – do not pay"
+            if document.paid
+            else "Uhrazeno zálohou – neplaťte / Paid by the advance – do not pay",
             align="R",
             new_x=XPos.LMARGIN,
             new_y=YPos.NEXT,
