@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.models import AuditEvent, Report
+from app.models import AuditEvent, PurgedReport, Report
 from app.models.base import utcnow
 from app.services import charts, deadlines
 from tests.factories import login, register, submit, verified_organisation
@@ -160,6 +160,35 @@ async def test_statistics_count_the_cases_of_the_year(
         "Not a report under the Act": "0",
         "Pending": "2",
     }
+
+
+async def test_statistics_count_erased_cases_by_their_tombstones(
+    client: httpx.AsyncClient, organisation: dict[str, Any], sessionmaker: Sessionmaker
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        report = await session.get_one(Report, organisation["ids"][0])
+        session.add(
+            PurgedReport(
+                id=uuid.uuid4(),
+                organisation_id=report.organisation_id,
+                reference_year=YEAR,
+                reference_number=99,
+                channel="telephone",
+                received_at=_at(3, 1),
+                decided_at=_at(3, 11),
+                outcome="valid",
+            )
+        )
+    html = await _statistics(client, organisation["slug"], year=str(YEAR))
+    indicators = _indicators(html)
+    assert indicators["Cases received"] == "5"
+    assert indicators["Of them erased after the retention period"] == "1"
+    assert indicators["Median days from receipt to the outcome"] == "20"
+    assert _rows(html, "Cases per month")["March"] == "3"
+    assert _rows(html, "Cases per channel") == {"Web form": "3", "Post": "1", "Telephone": "1"}
+    assert _rows(html, "Cases per outcome")["Valid"] == "2"
+    assert "Not given" in _rows(html, "Cases per area")  # the live cases only
+    assert sum(map(int, _rows(html, "Cases per area").values())) == 4
 
 
 async def test_statistics_default_to_this_year(

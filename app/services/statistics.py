@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import AuditEvent, Member, Organisation, Report
+from app.models import AuditEvent, Member, Organisation, PurgedReport, Report
 from app.models.base import utcnow
 from app.services import audit, cases, deadlines, reports
 from app.services.cases import CaseAccess
@@ -44,6 +44,9 @@ class Statistics:
     year: int
     years: list[int]
     total: int
+    # Of `total`, the cases erased after the retention period: their tombstones keep the
+    # channel, the dates and the outcome, not the area or the triage.
+    purged: int
     per_month: list[int]
     per_channel: dict[str, int]
     per_area: dict[str, int]
@@ -98,10 +101,14 @@ def _by_count(counter: Counter[str]) -> dict[str, int]:
 
 
 async def _years(session: AsyncSession, organisation_id: uuid.UUID, current: int) -> list[int]:
-    first = await session.scalar(
-        select(func.min(Report.received_at)).where(Report.organisation_id == organisation_id)
-    )
-    start = deadlines.local_date(first).year if first is not None else current
+    firsts = [
+        await session.scalar(
+            select(func.min(model.received_at)).where(model.organisation_id == organisation_id)
+        )
+        for model in (Report, PurgedReport)
+    ]
+    known = [deadlines.local_date(first).year for first in firsts if first is not None]
+    start = min(known, default=current)
     return list(range(min(start, current), current + 1))
 
 
@@ -149,16 +156,27 @@ async def organisation_statistics(
             .order_by(Report.received_at)
         )
     )
+    purged = list(
+        await session.scalars(
+            select(PurgedReport).where(
+                PurgedReport.organisation_id == organisation.id,
+                PurgedReport.received_at >= start,
+                PurgedReport.received_at < end,
+            )
+        )
+    )
     per_month = [0] * 12
     channels: Counter[str] = Counter()
     areas: Counter[str] = Counter()
     priorities: Counter[str] = Counter()
     risks: Counter[str] = Counter()
     outcomes: Counter[str] = Counter(dict.fromkeys(OUTCOME_KEYS, 0))
+    everything: list[Report | PurgedReport] = [*purged, *found]
+    for case in everything:
+        per_month[deadlines.local_date(case.received_at).month - 1] += 1
+        channels[case.channel] += 1
+        outcomes[case.outcome or "pending"] += 1
     for report in found:
-        per_month[deadlines.local_date(report.received_at).month - 1] += 1
-        channels[report.channel] += 1
-        outcomes[report.outcome or "pending"] += 1
         key = cases.report_key(access, report)
         areas[reports.read_content(key, report).category or NO_AREA] += 1
         triage = cases.read_triage(key, report)
@@ -176,11 +194,16 @@ async def organisation_statistics(
         for r in found
         if r.acknowledged_at is not None and not r.acknowledgement_waived
     ]
-    decided = [_days(r.received_at, r.decided_at) for r in found if r.decided_at is not None]
+    decided = [
+        _days(case.received_at, case.decided_at)
+        for case in everything
+        if case.decided_at is not None
+    ]
     return Statistics(
         year=year,
         years=await _years(session, organisation.id, today.year),
-        total=len(found),
+        total=len(found) + len(purged),
+        purged=len(purged),
         per_month=per_month,
         per_channel=_by_count(channels),
         per_area=_by_count(areas),
