@@ -144,3 +144,16 @@ def test_long_description_wraps_and_stays_readable() -> None:
     assert len(PdfReader(io.BytesIO(render_invoice(document))).pages) == 1
     assert "Celkem k úhradě / Total to pay: 1 210,00 Kč" in text
     assert "Děkujeme." in text
+
+
+def test_invoice_paid_by_an_advance_names_the_proforma_and_leaves_nothing_to_pay() -> None:
+    text = _text(replace(INVOICE, advance_number="ZF2026000004"))
+    assert "Uhrazeno zálohou ZF2026000004 / Paid by advance ZF2026000004: 1 495,43 Kč" in text
+    assert "Celkem k úhradě / Total to pay: 0,00 Kč" in text
+    assert "Celkem k úhradě / Total to pay: 1 495,43 Kč" not in text
+    assert "1 495,43 Kč" in text  # the totals table still shows what was supplied
+
+
+def test_invoice_paid_by_card_leaves_nothing_to_pay() -> None:
+    text = _text(replace(INVOICE, paid=True))
+    assert "Celkem k úhradě / Total to pay: 0,00 Kč" in text
