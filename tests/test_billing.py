@@ -655,7 +655,7 @@ async def test_a_new_order_is_refused_while_a_recurring_payment_runs(
     async with httpx.AsyncClient(base_url=url) as http:
         registered, _ = await _recurring(http, sessionmaker, fake_gopay)
         slug = registered["slug"]
-        page = await http.get(f"/organisations/{slug}/billing")
+        page = await http.get(f"/organisations/{slug}/billing?lang=en")
         form = {"csrf": csrf_of(page.text), "plan": "premium", "term": "year", "method": "card"}
         english = await http.post(f"/organisations/{slug}/billing/order?lang=en", data=form)
         czech = await http.post(f"/organisations/{slug}/billing/order?lang=cs", data=form)
@@ -663,6 +663,8 @@ async def test_a_new_order_is_refused_while_a_recurring_payment_runs(
             f"/organisations/{slug}/billing/stop", data={"csrf": form["csrf"]}
         )
         after_stop = await http.post(f"/organisations/{slug}/billing/order", data=form)
+    assert 'id="recurrence-active"' in page.text
+    assert 'name="term"' not in page.text
     assert english.status_code == 409
     assert "Stop the recurring payment before ordering another plan" in english.text
     assert czech.status_code == 409

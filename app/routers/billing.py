@@ -58,6 +58,7 @@ async def _billing_page(
             "orders": overview.orders,
             "invoices": overview.invoices,
             "next_start": overview.next_start,
+            "recurrence": overview.recurrence,
             "today": billing.today(),
             "card_payments": billing.card_payments(settings),
             "supplier_configured": billing.supplier_configured(settings),

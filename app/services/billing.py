@@ -161,6 +161,7 @@ class Overview:
     orders: list[Order]
     invoices: list[Invoice]
     next_start: date  # the first day of a plan ordered now
+    recurrence: Subscription | None  # a recurring card payment that will charge again
 
 
 async def overview(session: AsyncSession, organisation: Organisation) -> Overview:
@@ -183,6 +184,7 @@ async def overview(session: AsyncSession, organisation: Organisation) -> Overvie
         orders=list(orders),
         invoices=list(invoices),
         next_start=await _next_start(session, organisation.id, today()),
+        recurrence=await _renewing(session, organisation.id),
     )
 
 
@@ -351,11 +353,7 @@ async def place_order(
     plan = await _plan_to_order(session, plan_code, term, method)
     _require_supplier(settings)
     day = today()
-    if await session.scalar(
-        _recurrences(organisation.id, day).where(
-            Subscription.paid_until < Subscription.recurring_until
-        )
-    ):
+    if await _renewing(session, organisation.id):
         raise Conflict(
             N_(
                 "The plan is paid by a recurring card payment. Stop the recurring payment "
@@ -740,6 +738,16 @@ def _recurrences(organisation_id: uuid.UUID, day: date | None) -> Select[Subscri
         Subscription.recurrence_stopped_at.is_(None),
     )
     return query if day is None else query.where(Subscription.paid_until >= day)
+
+
+async def _renewing(session: AsyncSession, organisation_id: uuid.UUID) -> Subscription | None:
+    """The organisation's recurring card payment that will charge the card again, if any."""
+    subscription: Subscription | None = await session.scalar(
+        _recurrences(organisation_id, today())
+        .where(Subscription.paid_until < Subscription.recurring_until)
+        .limit(1)
+    )
+    return subscription
 
 
 async def _void(client: GoPay, subscription: Subscription) -> bool:
