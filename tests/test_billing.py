@@ -539,18 +539,23 @@ async def test_a_failure_after_the_renewal_charge_does_not_charge_again(
     fake_gopay: FakeGoPay,
     sessionmaker: Sessionmaker,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     url, configured = shop
     async with httpx.AsyncClient(base_url=url) as http:
         _, subscription = await _recurring(http, sessionmaker, fake_gopay)
     due = subscription.paid_until
 
+    quoted = "-".join(("values", "quoted", "by", "the", "error"))
+
     def broken(document: object) -> bytes:
-        raise RuntimeError("the invoice could not be drawn")
+        raise RuntimeError(quoted)
 
     monkeypatch.setattr(billing, "render_invoice", broken)
-    with pytest.raises(RuntimeError):
-        await billing.renew_due(sessionmaker, configured, due)
+    with caplog.at_level(logging.ERROR, logger="pistalka.billing"):
+        assert await billing.renew_due(sessionmaker, configured, due) == 0
+    assert "renewal failed: RuntimeError" in caplog.text
+    assert quoted not in caplog.text
     assert fake_gopay.recurrence_charges == 1
     [renewal] = await _renewals(sessionmaker, subscription)
     assert renewal.status == "pending"

@@ -11,6 +11,7 @@ import calendar
 import json
 import logging
 import secrets
+import traceback
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
@@ -836,7 +837,17 @@ async def renew_due(
     renewed = 0
     try:
         for subscription_id in due:
-            renewed += await _renew(sessionmaker, settings, client, subscription_id)
+            try:
+                renewed += await _renew(sessionmaker, settings, client, subscription_id)
+            except Exception as exc:
+                # One organisation's failure must not hold up the others' renewals. Class and
+                # stack only: the message may quote SQL values. A charge already made is asked
+                # about on the next run.
+                logger.error(
+                    "renewal failed: %s\n%s",
+                    type(exc).__name__,
+                    "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+                )
     finally:
         await client.aclose()
     return renewed
