@@ -749,6 +749,20 @@ async def test_cancelling_the_registration_stops_the_card_recurrence(
     assert fake_gopay.recurrence_charges == 0
 
 
+async def test_cancelling_while_the_gateway_fails_still_ends_the_charges(
+    shop: tuple[str, Settings], fake_gopay: FakeGoPay, sessionmaker: Sessionmaker
+) -> None:
+    url, configured = shop
+    async with httpx.AsyncClient(base_url=url) as http:
+        registered, subscription = await _recurring(http, sessionmaker, fake_gopay)
+        fake_gopay.fail_next(500)
+        cancelled = await http.post(f"/api/v1/organisations/{registered['slug']}/cancellation")
+    assert cancelled.status_code == 200
+    assert (await _subscription(sessionmaker, subscription.id)).recurrence_stopped_at is not None
+    assert await billing.renew_due(sessionmaker, configured, subscription.paid_until) == 0
+    assert fake_gopay.recurrence_charges == 0
+
+
 async def test_invoices_outlive_the_erased_organisation_and_numbering_continues(
     client: httpx.AsyncClient, sessionmaker: Sessionmaker, settings: Settings
 ) -> None:
