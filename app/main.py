@@ -12,7 +12,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -132,6 +133,28 @@ async def _handle_database_unavailable(request: Request, exc: Exception) -> Resp
     return response
 
 
+# PostgreSQL shutting down, restarting or starting up (57P01-57P03); class 08 is a lost or
+# refused connection. asyncpg's errors for these reach us as a plain DBAPIError.
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def database_is_unavailable(exc: DBAPIError) -> bool:
+    """Whether a database error means the database is away rather than the request wrong."""
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(sqlstate, str) and (
+        sqlstate in UNAVAILABLE_SQLSTATES or sqlstate.startswith("08")
+    )
+
+
+async def _handle_database_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DBAPIError)  # noqa: S101
+    if database_is_unavailable(exc):
+        return await _handle_database_unavailable(request, exc)
+    raise exc  # any other database error is a bug: the server's 500
+
+
 def is_whistleblower_path(path: str) -> bool:
     """The form (/{slug}), the tracking pages and the whistleblower's API."""
     if path.startswith(("/track", "/api/v1/public/")):
@@ -249,9 +272,11 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.add_exception_handler(AppError, _handle_app_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_error)
-    # Refused or reset connections reach us unwrapped from asyncpg's connect.
-    for unavailable in (OperationalError, InterfaceError, ConnectionError):
+    # Refused or reset connections reach us unwrapped from asyncpg's connect; a pool with every
+    # connection taken for too long raises its own TimeoutError.
+    for unavailable in (OperationalError, InterfaceError, ConnectionError, PoolTimeoutError):
         app.add_exception_handler(unavailable, _handle_database_unavailable)
+    app.add_exception_handler(DBAPIError, _handle_database_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api_organisations.router)
     app.include_router(api_auth.router)

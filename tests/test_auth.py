@@ -1,4 +1,6 @@
+import asyncio
 import statistics
+import threading
 import time
 from datetime import timedelta
 
@@ -12,6 +14,7 @@ from app.config import Settings
 from app.main import create_app
 from app.models import LoginThrottle, MemberSession
 from app.models.base import utcnow
+from app.services import keys
 from app.services.auth import slowdown_seconds
 from tests.factories import PASSWORD, login, register
 
@@ -278,3 +281,135 @@ async def test_html_profile_switches_totp_on(client: httpx.AsyncClient) -> None:
     )
     assert confirm.status_code == 303
     assert "Two-factor authentication is on." in (await client.get("/profile?lang=en")).text
+
+
+LOGINS = [
+    ("/api/v1/auth/login", "json"),
+    ("/login", "form"),
+    ("/operator/login", "form"),
+]
+
+
+async def _try_login(client: httpx.AsyncClient, path: str, kind: str, email: str) -> httpx.Response:
+    body = {"email": email, "password": "guess", "totp": "000000"}
+    if kind == "json":
+        return await client.post(path, json=body)
+    return await client.post(path, data=body)
+
+
+@pytest.mark.parametrize(("path", "kind"), LOGINS)
+async def test_login_attempts_from_one_address_are_limited_whatever_the_email(
+    settings: Settings, path: str, kind: str
+) -> None:
+    app = create_app(settings)
+    budget = settings.login_attempts_per_10_minutes
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.1", 1234))
+    other = httpx.ASGITransport(app=app, client=("192.0.2.2", 1234))
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+        httpx.AsyncClient(transport=other, base_url="http://testserver") as neighbour,
+    ):
+        for n in range(budget):
+            # A different account each time: the per-account lock never comes into play.
+            assert (
+                await _try_login(client, path, kind, f"person{n}@example.cz")
+            ).status_code == 401
+        refused = await _try_login(client, path, kind, "someone.else@example.cz")
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) > 0
+        if kind == "json":
+            assert refused.json()["error"]["code"] == "rate_limited"
+        else:
+            assert "text/html" in refused.headers["content-type"]
+            assert "Příliš mnoho pokusů z vašeho připojení" in refused.text
+        # Another address has its own budget.
+        assert (await _try_login(neighbour, path, kind, "person0@example.cz")).status_code == 401
+    await app.state.engine.dispose()
+
+
+async def test_the_login_pages_and_the_api_share_one_budget_per_address(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    for n in range(settings.login_attempts_per_10_minutes):
+        path, kind = LOGINS[n % len(LOGINS)]
+        assert (await _try_login(client, path, kind, f"p{n}@example.cz")).status_code == 401
+    for path, kind in LOGINS:
+        assert (await _try_login(client, path, kind, "x@example.cz")).status_code == 429
+
+
+async def test_successful_logins_from_one_address_use_none_of_its_budget(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    registered = await register(client)
+    for _ in range(settings.login_attempts_per_10_minutes + 5):
+        assert (await login(client, registered["email"])).status_code == 200
+
+
+async def test_a_lock_that_ran_out_forgets_the_failures_before_it(
+    client: httpx.AsyncClient, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    registered = await register(client)
+    for _ in range(settings.login_lock_after):
+        assert (await login(client, registered["email"], "wrong password")).status_code == 401
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(LoginThrottle).values(locked_until=utcnow() - timedelta(seconds=1))
+        )
+    # One wrong guess after the lock ran out is one failure, not the eleventh: no new lock, so
+    # a guess every quarter of an hour cannot keep the person out for good.
+    assert (await login(client, registered["email"], "wrong password")).status_code == 401
+    async with sessionmaker() as session:
+        throttle = await session.scalar(select(LoginThrottle))
+        assert throttle is not None
+        assert throttle.failures == 1
+        assert throttle.locked_until is None
+    assert (await login(client, registered["email"], PASSWORD)).status_code == 200
+
+
+async def test_failures_older_than_a_lock_would_last_are_forgotten(
+    client: httpx.AsyncClient, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    registered = await register(client)
+    for _ in range(settings.login_lock_after - 1):
+        assert (await login(client, registered["email"], "wrong password")).status_code == 401
+    async with sessionmaker() as session, session.begin():
+        long_ago = utcnow() - timedelta(minutes=settings.login_lock_minutes + 1)
+        await session.execute(update(LoginThrottle).values(last_failed_at=long_ago))
+    assert (await login(client, registered["email"], "wrong password")).status_code == 401
+    assert (await login(client, registered["email"], PASSWORD)).status_code == 200
+
+
+async def test_concurrent_guesses_cannot_slip_past_the_lock(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    registered = await register(client)
+    attempts = [
+        login(client, registered["email"], f"guess {n}")
+        for n in range(2 * settings.login_lock_after)
+    ]
+    answers = sorted(r.status_code for r in await asyncio.gather(*attempts))
+    assert answers == [401] * settings.login_lock_after + [429] * settings.login_lock_after
+
+
+async def test_no_database_connection_is_held_while_the_password_is_hashed(
+    settings: Settings,
+) -> None:
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    release = threading.Event()
+    loop = asyncio.get_running_loop()
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        registered = await register(client)
+        # Both Argon2 slots busy: the login queues for one, as in a burst of logins.
+        blockers = [loop.run_in_executor(keys._argon2_pool, release.wait) for _ in range(2)]
+        try:
+            attempt = asyncio.create_task(login(client, registered["email"]))
+            async with asyncio.timeout(10):
+                while keys._argon2_pool._work_queue.qsize() == 0:
+                    await asyncio.sleep(0.01)
+            assert app.state.engine.pool.checkedout() == 0
+        finally:
+            release.set()
+            await asyncio.gather(*blockers)
+        assert (await attempt).status_code == 200
+    await app.state.engine.dispose()

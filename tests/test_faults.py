@@ -18,15 +18,29 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from app.config import Settings
+from app.db import create_sessionmaker
 from app.main import create_app
-from app.models import Attachment, AttachmentChunk, Organisation, Report, ReportMessage
+from app.models import (
+    Attachment,
+    AttachmentChunk,
+    LoginThrottle,
+    Organisation,
+    Report,
+    ReportMessage,
+)
 from app.models.base import utcnow
 from app.models.outbox import OutboxMail
-from app.services import mail
+from app.services import auth, mail
 from tests.browser import free_port
 from tests.factories import login, register, submit, verified_organisation
 from tests.served import ServedApp
@@ -476,3 +490,102 @@ async def test_a_receipt_asked_for_while_smtp_is_down_is_sent_once_when_it_is_ba
     for message in server.messages:
         if message["To"] != "wb@example.org":
             assert submitted["tracking_code"] not in message.get_content()
+
+
+@contextlib.asynccontextmanager
+async def _app_with_one_connection(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, AsyncEngine]]:
+    """The app over a pool of a single connection that waits briefly for it."""
+    app = create_app(settings)
+    engine = create_async_engine(
+        settings.resolved_database_url, pool_size=1, max_overflow=0, pool_timeout=0.3
+    )
+    app.state.sessionmaker = create_sessionmaker(engine)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client, engine
+    finally:
+        await engine.dispose()
+        await app.state.engine.dispose()
+
+
+async def test_a_request_that_waits_too_long_for_a_connection_answers_503(
+    settings: Settings,
+) -> None:
+    async with _app_with_one_connection(settings) as (client, engine):
+        async with engine.connect() as held:
+            await held.execute(text("SELECT 1"))
+            api = await client.post(
+                "/api/v1/auth/login", json={"email": "a@example.cz", "password": "x"}
+            )
+            _assert_unavailable_json(api)
+            assert api.headers["Retry-After"] == "30"
+            page = await client.get("/some-organisation")
+            assert page.status_code == 503
+            assert page.headers["content-type"].startswith("text/html")
+            assert "<h1>" in page.text
+        # The connection is back: the same request is answered.
+        assert (await client.get("/some-organisation")).status_code == 404
+
+
+async def _wait_for_lock_and_terminate(admin: AsyncConnection, database: str) -> None:
+    """Terminate the backend that waits for a row lock, as a server shutting down would."""
+    async with asyncio.timeout(10):
+        while True:
+            pid = await admin.scalar(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = :db "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                ),
+                {"db": database},
+            )
+            if pid is not None:
+                await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                return
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/login", "/login"])
+async def test_a_connection_terminated_by_the_server_answers_503(
+    backend: str, settings: Settings, path: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip("SQLSTATE 57P01 is PostgreSQL's")
+    email = "someone@example.cz"
+    holder = create_async_engine(settings.resolved_database_url)
+    try:
+        async with holder.connect() as locker, holder.connect() as admin:
+            await admin.execution_options(isolation_level="AUTOCOMMIT")
+            database = await admin.scalar(text("SELECT current_database()"))
+            # The login's throttle row, inserted and not committed: the login waits on its lock.
+            await locker.execute(
+                insert(LoginThrottle).values(
+                    key_hash=auth._throttle_key(settings, email),
+                    failures=0,
+                    last_failed_at=utcnow(),
+                )
+            )
+            async with _app_with_one_connection(settings) as (client, _engine):
+                body = {"email": email, "password": "whatever"}
+                request = (
+                    client.post(path, json=body)
+                    if path.startswith("/api/")
+                    else client.post(path, data=body)
+                )
+                response, _ = await asyncio.gather(
+                    request, _wait_for_lock_and_terminate(admin, database)
+                )
+                assert response.status_code == 503, response.text
+                if path.startswith("/api/"):
+                    _assert_unavailable_json(response)
+                else:
+                    assert response.headers["content-type"].startswith("text/html")
+                    assert "Traceback" not in response.text
+                await locker.rollback()
+                # The pool replaces the dead connection: the next login is answered.
+                assert (await client.post(path, json=body) if path.startswith("/api/")
+                        else await client.post(path, data=body)).status_code == 401  # fmt: skip
+    finally:
+        await holder.dispose()

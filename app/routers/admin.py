@@ -12,6 +12,7 @@ from app.errors import AppError, NotFound
 from app.i18n import N_
 from app.models.base import utcnow
 from app.routers.cookies import clear_session_cookie, set_session_cookie
+from app.routers.uploads import failed_logins_limited, retry_after_header
 from app.services import auth, cases, deadlines, leaving, operator, organisations, retention
 from app.templating import redirect, render
 
@@ -37,13 +38,15 @@ async def login(
     totp: Annotated[str, Form(max_length=16)] = "",
 ) -> Response:
     try:
-        logged_in = await auth.login(session, settings, email, password, totp or None)
+        with failed_logins_limited(request, settings):
+            logged_in = await auth.login(session, settings, email, password, totp or None)
     except AppError as exc:
         return render(
             request,
             "admin/login.html",
             {"email": email, "error": exc.message, "ask_totp": exc.code == "totp_required"},
             status_code=exc.status_code,
+            headers=retry_after_header(exc),
         )
     response = redirect(request, "/dashboard")
     set_session_cookie(response, settings, logged_in.cookie_value)

@@ -1,12 +1,13 @@
 """JSON API: designated-person login, logout, profile and two-factor authentication."""
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import SessionDep
 from app.deps import CurrentMemberDep, SettingsDep
 from app.models import Member, MemberSession
 from app.routers.cookies import clear_session_cookie, set_session_cookie
+from app.routers.uploads import failed_logins_limited
 from app.schemas.auth import LoginRequest, MemberRead, OrganisationBrief, TotpCode, TotpSetupRead
 from app.services import auth
 
@@ -33,10 +34,15 @@ async def _member_read(
 
 @router.post("/login")
 async def login(
-    data: LoginRequest, response: Response, session: SessionDep, settings: SettingsDep
+    data: LoginRequest,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> MemberRead:
     """Log in; the answer sets the session cookie."""
-    logged_in = await auth.login(session, settings, data.email, data.password, data.totp)
+    with failed_logins_limited(request, settings):
+        logged_in = await auth.login(session, settings, data.email, data.password, data.totp)
     set_session_cookie(response, settings, logged_in.cookie_value)
     return await _member_read(session, logged_in.member, logged_in.session)
 

@@ -21,6 +21,7 @@ from app.errors import AppError, InvalidInput, NotFound
 from app.i18n import N_
 from app.models import Order, Plan
 from app.models.base import utcnow
+from app.routers.uploads import failed_logins_limited, retry_after_header
 from app.services import billing, deadlines, operator
 from app.services.cases import PRAGUE
 from app.services.invoice_pdf import format_amount
@@ -49,13 +50,15 @@ async def login(
     totp: Annotated[str, Form(max_length=16)] = "",
 ) -> Response:
     try:
-        cookie = await operator.login(session, settings, email, password, totp)
+        with failed_logins_limited(request, settings):
+            cookie = await operator.login(session, settings, email, password, totp)
     except AppError as exc:
         return render(
             request,
             "operator/login.html",
             {"email": email, "error": exc.message},
             status_code=exc.status_code,
+            headers=retry_after_header(exc),
         )
     response = redirect(request, "/operator")
     response.set_cookie(

@@ -1,14 +1,17 @@
 """Reading what the whistleblower sends: JSON or multipart with files, bounded; rate limits."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.config import Settings
-from app.errors import InvalidInput, TooLarge
+from app.errors import AppError, InvalidInput, TooLarge
 from app.i18n import N_
 from app.services.attachments import IncomingFile
 from app.services.ratelimit import RateLimiter
@@ -18,6 +21,26 @@ MAX_JSON_BYTES = 256 * 1024
 MAX_FIELDS = 40
 MAX_FIELD_BYTES = 64 * 1024
 CHECKBOX_TRUE = {"on", "true", "1", "yes"}
+
+
+@contextmanager
+def failed_logins_limited(request: Request, settings: Settings) -> Iterator[None]:
+    """Failed logins per address, every login form and the API together, whatever the e-mail.
+
+    The attempt is counted before it runs, so concurrent guesses cannot overrun the budget,
+    and given back when it succeeds: people logging in from one office are not limited.
+    """
+    limiter: RateLimiter = request.app.state.rate_limiter
+    address = request.client.host if request.client else "unknown"
+    limiter.hit("login", address, limit=settings.login_attempts_per_10_minutes, window_seconds=600)
+    yield
+    limiter.refund("login", address)
+
+
+def retry_after_header(exc: AppError) -> dict[str, str] | None:
+    """The Retry-After header of a refusal that says when to try again."""
+    retry_after = getattr(exc, "retry_after", None)
+    return {"Retry-After": str(retry_after)} if retry_after else None
 
 
 def rate_limit(request: Request, bucket: str, limit: int, window_seconds: int) -> None:
@@ -46,6 +69,27 @@ def _validate(model: type[Model], value: object, from_json: bool) -> Model:
         raise RequestValidationError(exc.errors()) from None
 
 
+async def read_form(request: Request, settings: Settings) -> FormData:
+    """The request's form, parsed within the bounds of a report: fields, their size, files.
+
+    Parsed once per request (Starlette keeps the first parse), so every form route of the
+    whistleblower must read it here, before anything else calls `request.form()`.
+    """
+    try:
+        return await request.form(
+            max_files=settings.max_files, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES
+        )
+    except StarletteHTTPException as exc:
+        if "maximum" not in str(exc.detail).lower():
+            raise
+        raise TooLarge(
+            N_(
+                "The form is too large: a field is too long, or there are too many fields or files."
+            ),
+            code="form_too_large",
+        ) from None
+
+
 async def read_submission(
     request: Request,
     settings: Settings,
@@ -59,9 +103,7 @@ async def read_submission(
         return _validate(model, await _read_json(request), from_json=True), []
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise InvalidInput(N_("Send JSON or a form."), code="unsupported_media_type")
-    form = await request.form(
-        max_files=settings.max_files, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES
-    )
+    form = await read_form(request, settings)
     values: dict[str, object] = {}
     files: list[IncomingFile] = []
     for name, value in form.multi_items():

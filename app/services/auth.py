@@ -7,10 +7,14 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import pyotp
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import crypto
 from app.config import Settings
@@ -82,26 +86,58 @@ async def login(
     throttle_key = _throttle_key(settings, email)
     throttle = await open_throttle(session, throttle_key, now)
     member = await session.scalar(select(Member).where(Member.email == email))
+    # The attempt counts as failed before the password is checked, and that is committed at
+    # once: Argon2 then runs without a connection or the throttle's row lock, and concurrent
+    # guesses still cannot slip past the lock, each having been counted before it is checked.
+    _record_failure(settings, throttle, now)
+    await session.commit()
     try:
         private_key = await _check_password(settings, member, password)
         assert member is not None  # noqa: S101 - _check_password raised otherwise
-        _check_totp(settings, member, totp, now)
+        counter = _check_totp(settings, member, totp, now)
+        if counter is not None:
+            await _use_totp_counter(session, member, counter)
     except AppError:
-        await count_failure(session, settings, throttle, throttle_key, now)
+        await asyncio.sleep(slowdown_seconds(settings, throttle.failures))
         raise
-    if throttle is not None:
-        await session.delete(throttle)
+    await session.delete(throttle)
     # A key holder's login is the moment colleagues still waiting for access get their grants.
     await grants.grant_pending(session, member, private_key)
     return await _open_session(session, settings, member, private_key, now)
 
 
-async def open_throttle(
-    session: AsyncSession, key_hash: bytes, now: datetime
-) -> LoginThrottle | None:
-    """The failed-login record of a keyed e-mail hash; RateLimited while it is locked."""
-    throttle = await session.get(LoginThrottle, key_hash, with_for_update=True)
-    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
+async def _use_totp_counter(session: AsyncSession, member: Member, counter: int) -> None:
+    """Accept a code's time step once, even when two logins present it at the same moment."""
+    result = await session.execute(
+        update(Member)
+        .where(
+            Member.id == member.id,
+            or_(Member.totp_last_counter.is_(None), Member.totp_last_counter < counter),
+        )
+        .values(totp_last_counter=counter)
+        .execution_options(synchronize_session=False)
+    )
+    if cast(CursorResult[Any], result).rowcount != 1:
+        raise Unauthorized(N_("The authenticator code is not valid."), code="invalid_totp")
+    set_committed_value(member, "totp_last_counter", counter)
+
+
+async def open_throttle(session: AsyncSession, key_hash: bytes, now: datetime) -> LoginThrottle:
+    """The failed-login record of a keyed e-mail hash, row-locked; RateLimited while locked."""
+    # Insert-if-absent first, so two first attempts at once lock the same row instead of both
+    # inserting one.
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    insert_row = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert_row(LoginThrottle)
+        .values(key_hash=key_hash, failures=0, last_failed_at=now)
+        .on_conflict_do_nothing(index_elements=["key_hash"])
+    )
+    throttle = await session.get(
+        LoginThrottle, key_hash, with_for_update=True, populate_existing=True
+    )
+    assert throttle is not None  # noqa: S101 - inserted above
+    if throttle.locked_until is not None and throttle.locked_until > now:
         raise RateLimited(
             N_("Too many failed attempts. Try again later."),
             retry_after=int((throttle.locked_until - now).total_seconds()) + 1,
@@ -138,15 +174,16 @@ async def _check_password(settings: Settings, member: Member | None, password: s
     return keys.unwrap_member_key(derived, member.id, member.wrapped_private_key)
 
 
-def _check_totp(settings: Settings, member: Member, code: str | None, now: datetime) -> None:
+def _check_totp(settings: Settings, member: Member, code: str | None, now: datetime) -> int | None:
+    """The accepted code's time step; None when the member has no TOTP."""
     if member.totp_enabled_at is None:
-        return
+        return None
     if not code:
         raise Unauthorized(N_("Enter the code from your authenticator app."), code="totp_required")
     counter = _matching_totp_counter(settings, member, code, now)
     if counter is None or (member.totp_last_counter or -1) >= counter:
         raise Unauthorized(N_("The authenticator code is not valid."), code="invalid_totp")
-    member.totp_last_counter = counter  # a code is accepted once
+    return counter
 
 
 def _matching_totp_counter(
@@ -173,11 +210,17 @@ def totp_counter(secret: str, code: str, now: datetime) -> int | None:
 
 
 def _record_failure(settings: Settings, throttle: LoginThrottle, now: datetime) -> None:
+    lock = timedelta(minutes=settings.login_lock_minutes)
+    lock_ran_out = throttle.locked_until is not None and throttle.locked_until <= now
+    if lock_ran_out or throttle.last_failed_at <= now - lock:
+        # A lock that ran out, or failures older than a lock would last, are forgotten:
+        # otherwise one wrong guess now and then would keep a known person locked out for good.
+        throttle.failures = 0
+        throttle.locked_until = None
     throttle.failures += 1
     throttle.last_failed_at = now
     if throttle.failures >= settings.login_lock_after:
-        # Failures are kept: after the lock runs out, the next failure locks again at once.
-        throttle.locked_until = now + timedelta(minutes=settings.login_lock_minutes)
+        throttle.locked_until = now + lock
 
 
 async def _open_session(
