@@ -4,8 +4,10 @@ The API's own limits are tested in test_intake.py and test_auth.py; here the pag
 buckets and the files nobody should trust.
 """
 
+import asyncio
 import io
 import struct
+import time
 import tracemalloc
 import zipfile
 import zlib
@@ -259,3 +261,184 @@ async def test_a_picture_claiming_a_huge_size_allocates_no_pixels(
     stored = (await _download(client, code, attachment)).content
     assert b"Jan Novak" not in stored
     assert struct.pack(">HH", 65535, 65535) in stored or struct.pack(">II", 65535, 65535) in stored
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"description": "x" * (256 * 1024)},  # one field far over the bound of a report's field
+        {f"field{n}": "x" for n in range(500)},  # more fields than any report has
+    ],
+    ids=["huge_field", "many_fields"],
+)
+@pytest.mark.parametrize("multipart", [False, True], ids=["urlencoded", "multipart"])
+async def test_the_report_page_parses_the_form_within_the_bounds_of_the_api(
+    client: httpx.AsyncClient, organisation: dict[str, Any], form: dict[str, str], multipart: bool
+) -> None:
+    files = [("files", ("note.txt", b"hello", "text/plain"))] if multipart else None
+    page = await client.post(f"/{organisation['slug']}", data=form, files=files)
+    assert page.status_code == 413
+    assert "text/html" in page.headers["content-type"]
+    assert 'name="description"' in page.text  # the form again, with its error
+    assert "Formulář je příliš velký" in page.text
+    api = await client.post(
+        f"/api/v1/public/{organisation['slug']}/reports", data=form, files=files
+    )
+    assert api.status_code == 413
+    assert api.json()["error"]["code"] == "form_too_large"
+
+
+def _deflated(data: bytes, zeros: int) -> bytes:
+    compressor = zlib.compressobj(9)
+    parts = [compressor.compress(data)]
+    megabyte = bytes(1024 * 1024)
+    parts += [compressor.compress(megabyte) for _ in range(zeros // len(megabyte))]
+    return b"".join([*parts, compressor.flush()])
+
+
+def _pdf(objects: list[bytes], *, root: int = 1) -> bytes:
+    """A classic PDF (cross-reference table) of the given numbered objects."""
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
+    out.write(b"trailer\n<< /Size %d /Root %d 0 R >>\n" % (len(objects) + 1, root))
+    out.write(b"startxref\n%d\n%%%%EOF\n" % xref)
+    return out.getvalue()
+
+
+def _stream(dictionary: bytes, data: bytes) -> bytes:
+    return b"<< %s /Length %d >>\nstream\n%s\nendstream" % (dictionary, len(data), data)
+
+
+def _page_bomb_pdf() -> bytes:
+    """A page whose content stream unpacks to 512 MiB of zeros; the document has an author."""
+    contents = _deflated(b"BT ET\n", 512 * 1024 * 1024)
+    return _pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+            _stream(b"/Filter /FlateDecode", contents),
+            b"<< /Author (Jan Novak) >>",
+        ]
+    ).replace(b"/Root 1 0 R", b"/Root 1 0 R /Info 5 0 R")
+
+
+def _object_stream_bomb_pdf() -> bytes:
+    """The catalog and pages inside an object stream that unpacks to 512 MiB: pypdf must
+    unpack it to read the document at all."""
+    inner = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
+    ]
+    header, body = b"", b""
+    for number, obj in enumerate(inner, 1):
+        header += b"%d %d " % (number, len(body))
+        body += obj + b" "
+    packed = _deflated(header.ljust(64) + body, 512 * 1024 * 1024)
+    out = io.BytesIO()
+    out.write(b"%PDF-1.5\n")
+    stream_at = out.tell()
+    out.write(b"4 0 obj\n")
+    out.write(_stream(b"/Type /ObjStm /N 3 /First 64 /Filter /FlateDecode", packed))
+    out.write(b"\nendobj\n")
+    xref_at = out.tell()
+    rows = [struct.pack(">BIH", 0, 0, 65535)]
+    rows += [struct.pack(">BIH", 2, 4, index) for index in range(3)]
+    rows += [struct.pack(">BIH", 1, stream_at, 0), struct.pack(">BIH", 1, xref_at, 0)]
+    out.write(b"5 0 obj\n")
+    out.write(_stream(b"/Type /XRef /Size 6 /W [1 4 2] /Root 1 0 R", b"".join(rows)))
+    out.write(b"\nendobj\nstartxref\n%d\n%%%%EOF\n" % xref_at)
+    return out.getvalue()
+
+
+async def _post_traced(
+    client: httpx.AsyncClient, slug: str, name: str, data: bytes
+) -> tuple[httpx.Response, int]:
+    tracemalloc.start()
+    try:
+        response = await client.post(
+            f"/api/v1/public/{slug}/reports",
+            data={"description": "See the file."},
+            files=[("files", (name, data, "application/pdf"))],
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return response, peak
+
+
+async def test_a_pdf_page_that_is_a_deflate_bomb_is_cleaned_and_stored_still_packed(
+    client: httpx.AsyncClient, organisation: dict[str, Any]
+) -> None:
+    bomb = _page_bomb_pdf()
+    response, peak = await _post_traced(client, organisation["slug"], "bomb.pdf", bomb)
+    assert response.status_code == 201, response.text
+    assert peak < 32 * 1024 * 1024
+    code = response.json()["tracking_code"]
+    view = await client.get("/api/v1/public/reports/self", headers={"X-Tracking-Code": code})
+    [attachment] = view.json()["attachments"]
+    assert attachment["content_type"] == "application/pdf"
+    stored = (await _download(client, code, attachment)).content
+    assert b"Jan Novak" not in stored  # cleaned of its metadata
+    assert len(stored) < 2 * len(bomb)  # the page's stream copied as it came, never unpacked
+
+
+async def test_a_pdf_whose_object_stream_is_a_deflate_bomb_is_refused_in_bounded_memory(
+    client: httpx.AsyncClient, organisation: dict[str, Any]
+) -> None:
+    response, peak = await _post_traced(
+        client, organisation["slug"], "bomb.pdf", _object_stream_bomb_pdf()
+    )
+    # It cannot be cleaned without unpacking it, and it is not stored uncleaned: refused.
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "bad_file"
+    assert peak < 48 * 1024 * 1024
+
+
+async def test_a_pdf_being_cleaned_does_not_stall_other_requests(
+    client: httpx.AsyncClient, organisation: dict[str, Any]
+) -> None:
+    pages = 3000
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    kids = b" ".join(b"%d 0 R" % (3 + n) for n in range(pages))
+    objects.append(b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages))
+    objects += [
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Annots [<< /Subtype /Text "
+        b"/T (Jan Novak) /Contents (note %d) /Rect [0 0 1 1] >>] >>" % n
+        for n in range(pages)
+    ]
+    document = _pdf(objects)
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = asyncio.get_running_loop().time()
+        while True:
+            await asyncio.sleep(0.005)
+            now = asyncio.get_running_loop().time()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    started = time.perf_counter()
+    try:
+        response = await client.post(
+            f"/api/v1/public/{organisation['slug']}/reports",
+            data={"description": "See the file."},
+            files=[("files", ("big.pdf", document, "application/pdf"))],
+        )
+    finally:
+        ticker.cancel()
+    took = time.perf_counter() - started
+    assert response.status_code == 201, response.text
+    # Cleaning took most of a second, yet the event loop kept getting its turns: cleaned
+    # inline, one turn would have lasted about as long as the whole request.
+    assert took > 0.5, took
+    assert max(gaps) < took / 2, (sorted(gaps)[-3:], took)

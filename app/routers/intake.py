@@ -15,11 +15,11 @@ from fastapi.responses import HTMLResponse, Response
 from app.config import Settings
 from app.db import SessionDep
 from app.deps import SettingsDep
-from app.errors import AppError, InvalidInput
+from app.errors import AppError, InvalidInput, TooLarge
 from app.headers import content_security_policy
 from app.i18n import N_
 from app.models import Organisation
-from app.routers.uploads import rate_limit, read_submission
+from app.routers.uploads import rate_limit, read_form, read_submission
 from app.schemas.report import CATEGORIES, RELATIONSHIPS, MessageCreate, ReportCreate
 from app.services import attachments, deadlines, keys, registration, reports
 from app.templating import render
@@ -222,7 +222,11 @@ async def submit_report(
     if unavailable is not None:
         return unavailable
     rate_limit(request, "submit", settings.submissions_per_hour, 3600)
-    form = await request.form(max_files=settings.max_files)
+    try:
+        form = await read_form(request, settings)
+    except TooLarge as exc:
+        errors = {"form": exc.message}
+        return _form_page(request, settings, organisation, errors=errors, status_code=413)
     values = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     if values.get("website") or _filled_too_fast(settings, values.get("started", "")):
         # A bot: the honeypot field was filled, or the form came back faster than anyone types.

@@ -1,12 +1,17 @@
 """Files of a report: stripped of metadata, encrypted in chunks under the report key, streamed."""
 
+import asyncio
+import itertools
 import json
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import quote
 
+import anyio
+import pypdf
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.responses import StreamingResponse
@@ -22,6 +27,19 @@ READ_SIZE = 64 * 1024
 SAFE_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "pdf": "application/pdf"}
 MAX_NAME_LENGTH = 200
 CHUNKS_PER_INSERT = 16
+FILE_WORK_SLOTS = 2
+# What pypdf may unpack of one stream while parsing an upload; its defaults allow 75 MB each.
+PDF_LIMITS = pypdf.Configuration(
+    zlib_maximum_output_length=8 * 1024 * 1024,
+    lzw_maximum_output_length=8 * 1024 * 1024,
+    run_length_maximum_output_length=8 * 1024 * 1024,
+    brotli_maximum_output_length=8 * 1024 * 1024,
+    array_based_stream_maximum_output_length=8 * 1024 * 1024,
+    stream_decoding_work_maximum_length=16 * 1024 * 1024,
+)
+_FILE_WORK_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(frozen=True)
@@ -64,8 +82,14 @@ def _plaintext(upload: IncomingFile, limit: int) -> Iterator[bytes]:
 
     if kind == "pdf":
         # PDF metadata can only be removed from the whole document: held in memory, bounded
-        # by the per-file limit.
-        yield metadata.strip_pdf(b"".join(pieces()))
+        # by the per-file limit. Streams are copied still compressed; the few pypdf must
+        # unpack to parse the file (object and cross-reference streams) are bounded, so a
+        # deflate bomb among them is refused as a damaged file instead of filling the memory.
+        document = b"".join(pieces())
+        with pypdf.apply_configuration(PDF_LIMITS):
+            cleaned = metadata.strip_pdf(document)
+        del document
+        yield cleaned
         return
     stripper = metadata.stripper_for(kind) if kind else None
     if stripper is None:
@@ -114,17 +138,26 @@ async def store_file(
             yield piece
 
     index = 0
-    batch: list[dict[str, object]] = []
     try:
         plaintext = counted(_plaintext(upload, settings.max_file_bytes))
-        for sealed in crypto.encrypt_stream(report_key, plaintext, _chunk_aad(attachment)):
-            batch.append(
-                {"id": uuid.uuid4(), "attachment_id": attachment.id, "index": index, "data": sealed}
-            )
-            index += 1
-            if len(batch) == CHUNKS_PER_INSERT:
-                await _insert_chunks(session, batch)
-        await _insert_chunks(session, batch)
+        sealed_chunks = crypto.encrypt_stream(report_key, plaintext, _chunk_aad(attachment))
+        # Reading, cleaning and encrypting run in a worker thread, a batch at a time, so a large
+        # file or a PDF being cleaned never stalls the event loop.
+        while sealed := await anyio.to_thread.run_sync(
+            _next_batch, sealed_chunks, limiter=_file_work_limiter()
+        ):
+            batch: list[dict[str, object]] = []
+            for data in sealed:
+                batch.append(
+                    {
+                        "id": uuid.uuid4(),
+                        "attachment_id": attachment.id,
+                        "index": index,
+                        "data": data,
+                    }
+                )
+                index += 1
+            await _insert_chunks(session, batch)
     except metadata.MetadataError as exc:
         raise InvalidInput(
             N_("A file looks damaged and cannot be cleaned of its metadata."), code="bad_file"
@@ -134,6 +167,19 @@ async def store_file(
     attachment.complete = True
     await session.flush()
     return attachment
+
+
+def _next_batch(sealed_chunks: Iterator[bytes]) -> list[bytes]:
+    return list(itertools.islice(sealed_chunks, CHUNKS_PER_INSERT))
+
+
+def _file_work_limiter() -> anyio.CapacityLimiter:
+    """Files being cleaned and encrypted at once, per event loop: one per core."""
+    loop = asyncio.get_running_loop()
+    limiter = _FILE_WORK_LIMITERS.get(loop)
+    if limiter is None:
+        limiter = _FILE_WORK_LIMITERS[loop] = anyio.CapacityLimiter(FILE_WORK_SLOTS)
+    return limiter
 
 
 async def _insert_chunks(session: AsyncSession, batch: list[dict[str, object]]) -> None:
