@@ -1,7 +1,11 @@
 """Files of a report: limits, metadata stripped on the way in, encrypted at rest, downloads."""
 
+import contextlib
 import io
+import os
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -219,3 +223,46 @@ async def test_a_refused_file_on_the_tracking_page_leaves_no_half_sent_message(
     assert response.status_code == 422
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(ReportMessage)) == 0
+
+
+def _open_temporary_files(directory: Path) -> list[bytes]:
+    """What every file this process holds open in `directory` contains (unnamed ones too)."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).startswith(str(directory)):
+                found.append(fd.read_bytes())
+    return found
+
+
+async def test_an_upload_is_never_readable_on_disk_while_the_request_is_read(
+    client: httpx.AsyncClient, slug: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool_dir))
+    secret = SECRET_BYTES * 16  # 2.4 MB: more than any upload kept in memory
+    head = (
+        b'--x\r\nContent-Disposition: form-data; name="description"\r\n\r\nSee the ledger.\r\n'
+        b'--x\r\nContent-Disposition: form-data; name="files"; filename="ledger.txt"\r\n\r\n'
+    )
+    seen: list[list[bytes]] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        yield head
+        for start in range(0, len(secret), 256 * 1024):
+            yield secret[start : start + 256 * 1024]
+            # The server asks for the next piece once it has stored this one.
+            seen.append(_open_temporary_files(spool_dir))
+        yield b"\r\n--x--\r\n"
+
+    response = await client.post(
+        f"/api/v1/public/{slug}/reports",
+        content=body(),
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert response.status_code == 201, response.text
+    held = [content for files in seen for content in files]
+    assert any(len(content) > 1024 * 1024 for content in held)  # the upload went to disk
+    assert not any(b"Ledger of bribes" in content for content in held)
+    assert _open_temporary_files(spool_dir) == []  # closed with the request

@@ -1,16 +1,18 @@
 """Reading what the whistleblower sends: JSON or multipart with files, bounded; rate limits."""
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TypeVar
+from contextlib import aclosing, contextmanager
+from typing import BinaryIO, TypeVar, cast
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from app.config import Settings
+from app.crypto.spool import SealedSpool
 from app.errors import AppError, InvalidInput, TooLarge
 from app.i18n import N_
 from app.services.attachments import IncomingFile
@@ -69,16 +71,49 @@ def _validate(model: type[Model], value: object, from_json: bool) -> Model:
         raise RequestValidationError(exc.errors()) from None
 
 
+class _SealedMultiPartParser(MultiPartParser):
+    """Starlette's multipart parser, with each file held in a SealedSpool instead of a plain
+    temporary file: an upload never lies readable on the disk while the request is read."""
+
+    def on_headers_finished(self) -> None:
+        super().on_headers_finished()
+        upload = self._current_part.file
+        if upload is not None:
+            upload.file.close()
+            spool = SealedSpool()
+            upload.file = cast(BinaryIO, spool)
+            self._files_to_close_on_error[-1] = spool  # type: ignore[call-overload]
+
+
 async def read_form(request: Request, settings: Settings) -> FormData:
     """The request's form, parsed within the bounds of a report: fields, their size, files.
 
-    Parsed once per request (Starlette keeps the first parse), so every form route of the
-    whistleblower must read it here, before anything else calls `request.form()`.
+    Parsed once per request, so every form route that may carry files must read it here before
+    anything calls `request.form()`, which then answers the same form.
     """
+    if request._form is not None:  # Starlette's own cache of the parsed form
+        return request._form
     try:
-        return await request.form(
-            max_files=settings.max_files, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES
-        )
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return await request.form(
+                max_files=settings.max_files, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD_BYTES
+            )
+        try:
+            async with aclosing(request.stream()) as stream:
+                parser = _SealedMultiPartParser(
+                    request.headers,
+                    stream,
+                    max_files=settings.max_files,
+                    max_fields=MAX_FIELDS,
+                    max_part_size=MAX_FIELD_BYTES,
+                )
+                form = await parser.parse()
+        except MultiPartException as exc:
+            raise StarletteHTTPException(status_code=400, detail=exc.message) from None
+        # Kept where Starlette keeps the form it parsed: later `request.form()` calls answer it,
+        # and the request closes its files (and so the spools) when the response is sent.
+        request._form = form
+        return form
     except StarletteHTTPException as exc:
         if "maximum" not in str(exc.detail).lower():
             raise
