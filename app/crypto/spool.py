@@ -28,16 +28,24 @@ class SealedSpool(io.RawIOBase):
         self._file = tempfile.TemporaryFile(dir=directory)  # closed with the spool
         self._position = 0
         self._size = 0
+        # The keystream of the last read or write, and the offset it has reached: sequential
+        # reads and writes go on with it instead of starting a new one.
+        self._keystream: Any = None
+        self._keystream_offset = -1
 
     def __repr__(self) -> str:
         return f"<SealedSpool {self._size} bytes>"
 
-    def _keystream_at(self, offset: int) -> Any:
-        block, skip = divmod(offset, BLOCK)
-        initial = ((self._counter + block) % 2**128).to_bytes(BLOCK, "big")
-        context = Cipher(algorithms.AES(self._key), modes.CTR(initial)).encryptor()
-        context.update(bytes(skip))  # advance to the byte inside the block
-        return context
+    def _crypt_at(self, offset: int, data: bytes) -> bytes:
+        """XOR `data` with the keystream from byte `offset` on (CTR: encrypts and decrypts)."""
+        if offset != self._keystream_offset:
+            block, skip = divmod(offset, BLOCK)
+            initial = ((self._counter + block) % 2**128).to_bytes(BLOCK, "big")
+            self._keystream = Cipher(algorithms.AES(self._key), modes.CTR(initial)).encryptor()
+            self._keystream.update(bytes(skip))  # advance to the byte inside the block
+        self._keystream_offset = offset + len(data)
+        result: bytes = self._keystream.update(data)
+        return result
 
     def readable(self) -> bool:
         return True
@@ -71,7 +79,7 @@ class SealedSpool(io.RawIOBase):
             self._position = self._size
             self.write(bytes(gap))
         self._file.seek(self._position)
-        self._file.write(self._keystream_at(self._position).update(plaintext))
+        self._file.write(self._crypt_at(self._position, plaintext))
         self._position += len(plaintext)
         self._size = max(self._size, self._position)
         return len(plaintext)
@@ -84,7 +92,7 @@ class SealedSpool(io.RawIOBase):
             return b""
         self._file.seek(self._position)
         ciphertext = self._file.read(wanted)
-        plaintext: bytes = self._keystream_at(self._position).update(ciphertext)
+        plaintext = self._crypt_at(self._position, ciphertext)
         self._position += len(plaintext)
         return plaintext
 
@@ -100,6 +108,7 @@ class SealedSpool(io.RawIOBase):
         if not self.closed:
             self._file.close()
             self._key = b""
+            self._keystream = None
         super().close()
 
     def _check_open(self) -> None:
