@@ -391,6 +391,15 @@ async def test_concurrent_guesses_cannot_slip_past_the_lock(
     assert answers == [401] * settings.login_lock_after + [429] * settings.login_lock_after
 
 
+@pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
+async def test_one_person_logging_in_twice_at_once_gets_two_sessions(
+    client: httpx.AsyncClient,
+) -> None:
+    registered = await register(client)
+    answers = await asyncio.gather(*(login(client, registered["email"]) for _ in range(4)))
+    assert [r.status_code for r in answers] == [200] * 4
+
+
 async def test_no_database_connection_is_held_while_the_password_is_hashed(
     settings: Settings,
 ) -> None:

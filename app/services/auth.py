@@ -100,7 +100,8 @@ async def login(
     except AppError:
         await asyncio.sleep(slowdown_seconds(settings, throttle.failures))
         raise
-    await session.delete(throttle)
+    # By statement: a concurrent successful login of the same person may have removed it.
+    await session.execute(delete(LoginThrottle).where(LoginThrottle.key_hash == throttle_key))
     # A key holder's login is the moment colleagues still waiting for access get their grants.
     await grants.grant_pending(session, member, private_key)
     return await _open_session(session, settings, member, private_key, now)

@@ -7,9 +7,11 @@ import os
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TypeVar
 
 from app import crypto
 from app.config import Settings
@@ -18,6 +20,7 @@ from app.config import Settings
 # burst of logins queues instead of starving the event loop and the memory.
 _ARGON2_SLOTS = 2
 _ARGON2_NICENESS = 10
+T = TypeVar("T")
 
 
 def _lower_priority() -> None:
@@ -70,13 +73,16 @@ def _member_aad(member_id: uuid.UUID) -> bytes:
     return b"member-key|" + member_id.bytes
 
 
+async def in_argon2_pool(function: Callable[..., T], *args: object) -> T:
+    """Run an Argon2 computation in the bounded, low-priority pool of every login."""
+    return await asyncio.get_running_loop().run_in_executor(_argon2_pool, function, *args)
+
+
 async def derive_password_keys(
     password: str, salt: bytes, params: crypto.Argon2Params
 ) -> crypto.PasswordKeys:
     """Argon2id in a worker thread, bounded, so logins never stall the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(
-        _argon2_pool, crypto.derive_password_keys, password, salt, params
-    )
+    return await in_argon2_pool(crypto.derive_password_keys, password, salt, params)
 
 
 async def new_member_keys(settings: Settings, member_id: uuid.UUID, password: str) -> MemberKeys:

@@ -4,15 +4,12 @@ An operator has no key pair and is never given a grant, so no code path can decr
 message, name or file for an operator. What the operator sees of an organisation are counts.
 """
 
-import asyncio
 import base64
 import hashlib
 import secrets
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TypeVar
 
 import argon2
 import pyotp
@@ -42,7 +39,6 @@ from app.templating import render_mail
 
 TERMS_NOTICE_DAYS = 15
 SESSION_HOURS = 8
-T = TypeVar("T")
 INVALID_LOGIN = N_("Wrong e-mail, password or authenticator code.")
 _DUMMY_HASH = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("-")
 
@@ -73,11 +69,6 @@ def _totp_key(settings: Settings) -> bytes:
     return keys.server_subkey(settings, "operator-totp")
 
 
-async def _in_argon2_pool(function: Callable[..., T], *args: object) -> T:
-    # The designated persons' low-priority two-slot pool: operator logins queue with theirs.
-    return await asyncio.get_running_loop().run_in_executor(keys._argon2_pool, function, *args)
-
-
 async def create_operator(
     session: AsyncSession, settings: Settings, email: str, password: str
 ) -> NewOperator:
@@ -91,7 +82,7 @@ async def create_operator(
         raise Conflict(N_("An account with this e-mail already exists."), code="email_taken")
     operator_id = uuid.uuid4()
     secret = pyotp.random_base32()
-    password_hash = await _in_argon2_pool(_hasher(settings).hash, password)
+    password_hash = await keys.in_argon2_pool(_hasher(settings).hash, password)
     operator = Operator(
         id=operator_id,
         email=email,
@@ -114,7 +105,7 @@ async def _password_ok(settings: Settings, stored: str, password: str) -> bool:
         except argon2.exceptions.InvalidHashError:
             return False
 
-    return await _in_argon2_pool(verify)
+    return await keys.in_argon2_pool(verify)
 
 
 def _totp_counter(settings: Settings, operator: Operator, code: str, now: datetime) -> int | None:
