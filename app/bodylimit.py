@@ -9,19 +9,30 @@ from app.i18n import N_
 MESSAGE = N_("The request is too large.")
 
 
+# Only a multipart body carries files; any other (JSON, a form of fields) is parsed whole in
+# memory, so it gets a bound that no text field of ours comes near.
+MAX_OTHER_BYTES = 1024 * 1024
+
+
 class BodyLimit:
     """Answer 413 to a declared length over the limit; stop a body that grows past it."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, max_other_bytes: int = MAX_OTHER_BYTES
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_other_bytes = max_other_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.max_bytes:
+        headers = dict(scope["headers"])
+        multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
+        max_bytes = self.max_bytes if multipart else self.max_other_bytes
+        declared = headers.get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > max_bytes:
             error = {"code": "too_large", "message": MESSAGE}
             await JSONResponse({"error": error}, status_code=413)(scope, receive, send)
             return
@@ -31,7 +42,7 @@ class BodyLimit:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            if received > max_bytes:
                 raise TooLarge(MESSAGE)
             return message
 

@@ -114,14 +114,18 @@ async def _handle_validation_error(request: Request, exc: Exception) -> Response
 
 async def _handle_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    if isinstance(exc.__cause__, AppError):
+        # FastAPI answers any error while it reads a form into its parameters as a 400; a body
+        # stopped for its size is still a 413.
+        return await _handle_app_error(request, exc.__cause__)
     codes = {404: "not_found", 405: "method_not_allowed"}
     message = N_("Not found.") if exc.status_code == 404 else str(exc.detail)
     return error_response(request, exc.status_code, codes.get(exc.status_code, "error"), message)
 
 
 async def _handle_database_unavailable(request: Request, exc: Exception) -> Response:
-    # The database is down or restarting: a clear 503 instead of a 500; the pool's pre-ping
-    # replaces dead connections, so the service recovers by itself once the database is back.
+    # The database is down or restarting: a clear 503 instead of a 500; the pool discards the
+    # connections the server closed, so the service recovers by itself once it is back.
     logger.warning("database unavailable: %s", type(exc).__name__)
     response = error_response(
         request,

@@ -11,7 +11,7 @@ import time
 import tracemalloc
 import zipfile
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from email.message import Message
 from typing import Any
 
@@ -442,3 +442,22 @@ async def test_a_pdf_being_cleaned_does_not_stall_other_requests(
     # inline, one turn would have lasted about as long as the whole request.
     assert took > 0.5, took
     assert max(gaps) < took / 2, (sorted(gaps)[-3:], took)
+
+
+@pytest.mark.parametrize("path", ["/track", "/login", "/api/v1/auth/login", "/register"])
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "streamed"])
+async def test_a_body_that_carries_no_files_is_bounded_to_a_megabyte(
+    client: httpx.AsyncClient, path: str, declared: bool
+) -> None:
+    body = b"code=" + b"x" * (1024 * 1024)
+
+    async def streamed() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    response = await client.post(
+        path,
+        content=body if declared else streamed(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
