@@ -15,6 +15,7 @@ import traceback
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from typing import TypeVar
 
 from sqlalchemy import Select, false, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -56,6 +57,7 @@ ENDING_NOTICE_DAYS = 14
 PROFORMA_DUE_DAYS = 14
 CURRENCY = "CZK"
 GATEWAY_TIMEOUT_SECONDS = 15.0
+Owned = TypeVar("Owned", Invoice, Order)
 
 
 def add_months(day: date, months: int) -> date:
@@ -200,30 +202,31 @@ async def organisation_invoice(
     session: AsyncSession, organisation_id: uuid.UUID, invoice_id: str
 ) -> Invoice:
     """One of the organisation's invoices; another organisation's is not found."""
-    invoice = await session.scalar(
-        select(Invoice).where(
-            Invoice.id == _uuid(invoice_id, N_("No such invoice.")),
-            Invoice.organisation_id == organisation_id,
-        )
-    )
-    if invoice is None:
-        raise NotFound(N_("No such invoice."))
-    return invoice
+    return await _owned(session, Invoice, organisation_id, invoice_id, N_("No such invoice."))
 
 
 async def organisation_order(
     session: AsyncSession, organisation_id: uuid.UUID, order_id: str
 ) -> Order:
     """One of the organisation's orders; another organisation's is not found."""
-    order = await session.scalar(
-        select(Order).where(
-            Order.id == _uuid(order_id, N_("No such order.")),
-            Order.organisation_id == organisation_id,
+    return await _owned(session, Order, organisation_id, order_id, N_("No such order."))
+
+
+async def _owned(
+    session: AsyncSession,
+    model: type[Owned],
+    organisation_id: uuid.UUID,
+    row_id: str,
+    message: str,
+) -> Owned:
+    row = await session.scalar(
+        select(model).where(
+            model.id == _uuid(row_id, message), model.organisation_id == organisation_id
         )
     )
-    if order is None:
-        raise NotFound(N_("No such order."))
-    return order
+    if row is None:
+        raise NotFound(message)
+    return row
 
 
 async def check_returning_order(
