@@ -38,7 +38,7 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.payments.gopay import RECURRENCE_STOPPED, GatewayError, GatewayPayment, GoPay
-from app.services import deadlines, leaving, mail
+from app.services import deadlines, leaving, mail, retention
 from app.services.invoice_pdf import (
     InvoiceDocument,
     InvoiceLine,
@@ -55,6 +55,9 @@ TERMS = {"year": 12, "recurring": 24}
 RECURRING_MONTHS = 24
 ENDING_NOTICE_DAYS = 14
 PROFORMA_DUE_DAYS = 14
+# A renewal missed on the last paid day (the worker down) is still charged this many days later;
+# until then the recurrence counts as running: it can be stopped and it blocks new orders.
+RENEWAL_GRACE_DAYS = 3
 CURRENCY = "CZK"
 GATEWAY_TIMEOUT_SECONDS = 15.0
 Owned = TypeVar("Owned", Invoice, Order)
@@ -309,18 +312,6 @@ def _amounts(plan: Plan, term: str) -> tuple[int, int, int]:
     return base, vat, base + vat
 
 
-async def _lock_writes(session: AsyncSession) -> None:
-    """On SQLite, take the write lock before reading what decides a charge or a mail."""
-    connection = await session.connection()
-    if connection.dialect.name == "sqlite":
-        await session.execute(
-            update(Subscription)
-            .where(false())
-            .values(term=Subscription.term)
-            .execution_options(synchronize_session=False)
-        )
-
-
 def _variable_symbol() -> str:
     return str(1_000_000_000 + secrets.randbelow(9_000_000_000))
 
@@ -357,6 +348,10 @@ async def place_order(
     plan = await _plan_to_order(session, plan_code, term, method)
     _require_supplier(settings)
     day = today()
+    if term == "recurring":
+        # An earlier order abandoned at the gateway, or paid without a notification yet.
+        for pending in await _pending_recurring_orders(session, organisation.id):
+            await check_returning_order(session, settings, organisation, str(pending.id))
     if await _renewing(session, organisation.id):
         raise Conflict(
             N_(
@@ -364,6 +359,15 @@ async def place_order(
                 "before ordering another plan; the paid period is kept."
             ),
             code="recurrence_active",
+        )
+    if term == "recurring" and await _pending_recurring_orders(session, organisation.id):
+        # Two recurring orders paid (two tabs) would be two recurrences charging the card.
+        raise Conflict(
+            N_(
+                "A recurring card payment ordered earlier is waiting for payment. Finish or "
+                "cancel it at the payment gateway before ordering another plan."
+            ),
+            code="recurrence_pending",
         )
     base, vat, total = _amounts(plan, term)
     order = Order(
@@ -416,6 +420,23 @@ async def place_order(
     order.gateway_payment_id = payment.id
     await session.flush()
     return order, payment.gw_url
+
+
+async def _pending_recurring_orders(
+    session: AsyncSession, organisation_id: uuid.UUID
+) -> list[Order]:
+    """The organisation's orders of a new recurring card payment that wait for the payer."""
+    return list(
+        await session.scalars(
+            select(Order).where(
+                Order.organisation_id == organisation_id,
+                Order.term == "recurring",
+                Order.method == "card",
+                Order.status == "pending",
+                Order.subscription_id.is_(None),  # not a renewal
+            )
+        )
+    )
 
 
 async def _next_number(session: AsyncSession, kind: str, year: int) -> int:
@@ -594,6 +615,8 @@ async def record_payment(
         if order.subscription_id is not None
         else None
     )
+    if subscription is None and order.term == "recurring":
+        subscription = await _second_recurrence(session, settings, order, paid_on)
     if subscription is not None:  # a renewal: the paid period grows by one more month
         subscription.paid_until = add_months(
             subscription.paid_until + timedelta(days=1), months
@@ -640,6 +663,37 @@ async def record_payment(
     )  # fmt: skip
     await _mail(session, settings, organisation, "billing_invoice", number=invoice.number)
     return True
+
+
+async def _second_recurrence(
+    session: AsyncSession, settings: Settings, order: Order, paid_on: date
+) -> Subscription | None:
+    """The recurrence already running when another recurring order (a second tab) is paid.
+
+    The payment counts as one more month of the running recurrence, so that one recurrence
+    charges the card and no day is paid twice; the new order's recurrence is stopped at the
+    gateway. The card is only charged when this service asks, so a failed stop is only logged.
+    """
+    running = await session.scalar(
+        _recurrences(order.organisation_id, paid_on)
+        .where(Subscription.paid_until < Subscription.recurring_until)
+        .order_by(Subscription.paid_until.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    if running is None:
+        return None
+    order.subscription_id = running.id
+    client = gateway(settings)
+    if client is not None and order.gateway_payment_id is not None:
+        try:
+            await client.void_recurrence(order.gateway_payment_id)
+        except GatewayError as exc:
+            logger.warning("second recurrence not stopped at the gateway: %s", type(exc).__name__)
+        finally:
+            await client.aclose()
+    logger.warning("a second recurring order was paid: counted as a month of the running one")
+    return running
 
 
 async def _order_failed(session: AsyncSession, settings: Settings, order: Order) -> None:
@@ -725,7 +779,7 @@ async def payment_notice(
         raise NotFound(N_("No such payment."))
     if payment is None:
         payment = await _gateway_status(client, payment_id)
-    await _lock_writes(session)
+    await retention.lock_writes(session)
     order = await _locked_order(session, order_id)
     if order.gateway_payment_id is None:
         order.gateway_payment_id = payment.id
@@ -735,13 +789,16 @@ async def payment_notice(
 
 
 def _recurrences(organisation_id: uuid.UUID, day: date | None) -> Select[Subscription]:
-    """The organisation's recurring card payments not stopped, of plans not ended by `day`."""
+    """The organisation's recurring card payments not stopped, of plans that renew_due may still
+    renew on `day`."""
     query = select(Subscription).where(
         Subscription.organisation_id == organisation_id,
         Subscription.gateway_parent_id.is_not(None),
         Subscription.recurrence_stopped_at.is_(None),
     )
-    return query if day is None else query.where(Subscription.paid_until >= day)
+    if day is None:
+        return query
+    return query.where(Subscription.paid_until >= day - timedelta(days=RENEWAL_GRACE_DAYS))
 
 
 async def _renewing(session: AsyncSession, organisation_id: uuid.UUID) -> Subscription | None:
@@ -828,11 +885,15 @@ async def renew_due(
     async with sessionmaker() as session:
         due = list(
             await session.scalars(
-                select(Subscription.id).where(
+                select(Subscription.id)
+                .join(Organisation, Organisation.id == Subscription.organisation_id)
+                .where(
+                    # Cancelled before cancelling stopped the recurrences: never charged again.
+                    Organisation.cancelled_at.is_(None),
                     Subscription.gateway_parent_id.is_not(None),
                     Subscription.recurrence_stopped_at.is_(None),
                     Subscription.paid_until <= day,
-                    Subscription.paid_until >= day - timedelta(days=3),
+                    Subscription.paid_until >= day - timedelta(days=RENEWAL_GRACE_DAYS),
                     Subscription.paid_until < Subscription.recurring_until,
                 )
             )
@@ -909,17 +970,17 @@ async def _renew(
             return 0
         logger.warning("recurring payment declined or refused: %s", exc)
         async with sessionmaker() as session, session.begin():
-            await _lock_writes(session)
+            await retention.lock_writes(session)
             order = await _locked_order(session, begun.order_id)
             if order.status == "pending":
                 await _order_failed(session, settings, order)
         return 0
     async with sessionmaker() as session, session.begin():
-        await _lock_writes(session)
+        await retention.lock_writes(session)
         order = await _locked_order(session, begun.order_id)
         order.gateway_payment_id = payment.id
     async with sessionmaker() as session, session.begin():
-        await _lock_writes(session)
+        await retention.lock_writes(session)
         order = await _locked_order(session, begun.order_id)
         await _settle(session, settings, order, payment)
     return 0 if payment.state in ("CANCELED", "TIMEOUTED") else 1
@@ -929,7 +990,7 @@ async def _begin_renewal(
     session: AsyncSession, subscription_id: uuid.UUID
 ) -> _Charge | _Unsettled | None:
     """Record the period's renewal order, or find the one recorded already."""
-    await _lock_writes(session)
+    await retention.lock_writes(session)
     subscription = await session.get(Subscription, subscription_id, with_for_update=True)
     if (
         subscription is None
@@ -937,6 +998,10 @@ async def _begin_renewal(
         or subscription.recurrence_stopped_at is not None
     ):
         return None
+    if await session.scalar(
+        select(Organisation.cancelled_at).where(Organisation.id == subscription.organisation_id)
+    ):
+        return None  # cancelled since renew_due listed it
     # One attempt per paid period: every paid order started or extended the period, so an
     # order after the last paid one is this period's renewal.
     previous = await session.scalar(
@@ -993,7 +1058,7 @@ async def _ask_about(
         logger.warning("gateway status of payment %d failed: %s", unsettled.payment_id, exc)
         return
     async with sessionmaker() as session, session.begin():
-        await _lock_writes(session)
+        await retention.lock_writes(session)
         order = await _locked_order(session, unsettled.order_id)
         if order.status == "pending":
             await _settle(session, settings, order, payment)
@@ -1006,7 +1071,7 @@ async def ending_notices(
     day = day or today()
     sent = 0
     async with sessionmaker() as session, session.begin():
-        await _lock_writes(session)
+        await retention.lock_writes(session)
         subscriptions = await session.scalars(
             select(Subscription)
             .where(
