@@ -1,5 +1,8 @@
 """A bound on every request body, enforced before and while it is read."""
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -7,11 +10,18 @@ from app.errors import TooLarge
 from app.i18n import N_
 
 MESSAGE = N_("The request is too large.")
-
-
-# Only a multipart body carries files; any other (JSON, a form of fields) is parsed whole in
-# memory, so it gets a bound that no text field of ours comes near.
+# Any body but a multipart one sent to a route that takes files is read whole into memory by
+# whatever parses it (JSON, a form of fields), so it gets a bound no text of ours comes near.
 MAX_OTHER_BYTES = 1024 * 1024
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+FILE_ENDPOINTS: set[Callable[..., Any]] = set()
+
+
+def takes_files(endpoint: Endpoint) -> Endpoint:
+    """Mark a route whose body may carry files: the only kind allowed a body over 1 MiB."""
+    FILE_ENDPOINTS.add(endpoint)
+    return endpoint
 
 
 class BodyLimit:
@@ -30,19 +40,26 @@ class BodyLimit:
             return
         headers = dict(scope["headers"])
         multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
-        max_bytes = self.max_bytes if multipart else self.max_other_bytes
         declared = headers.get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > max_bytes:
+        if not declared.isdigit() or int(declared) > self.max_bytes:
             error = {"code": "too_large", "message": MESSAGE}
             await JSONResponse({"error": error}, status_code=413)(scope, receive, send)
             return
         received = 0
+        limit: int | None = None
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, limit
+            if limit is None:
+                # The body is read once the router has chosen the route (it sets the endpoint in
+                # the scope): the route decides the bound, not the content type the client chose.
+                takes_files = scope.get("endpoint") in FILE_ENDPOINTS
+                limit = self.max_bytes if multipart and takes_files else self.max_other_bytes
+                if int(declared) > limit:
+                    raise TooLarge(MESSAGE)
             message = await receive()
             received += len(message.get("body", b""))
-            if received > max_bytes:
+            if received > limit:
                 raise TooLarge(MESSAGE)
             return message
 

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from app.bodylimit import takes_files
 from app.db import SessionDep
 from app.deps import AccessReasonDep, CurrentMemberDep, SettingsDep
 from app.routers.uploads import read_submission
@@ -47,6 +48,7 @@ async def list_cases(
 
 
 @router.post("", status_code=201)
+@takes_files
 async def record_report(
     request: Request,
     session: SessionDep,
@@ -157,6 +159,7 @@ async def record_measures(
 
 
 @router.post("/{case_id}/messages", status_code=201)
+@takes_files
 async def write_message(
     case_id: str,
     request: Request,

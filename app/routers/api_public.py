@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
+from app.bodylimit import takes_files
 from app.db import SessionDep
 from app.deps import SettingsDep
 from app.routers.uploads import rate_limit, read_submission
@@ -42,6 +43,7 @@ _BOTH_BODIES: dict[str, Any] = {
     openapi_extra=_BOTH_BODIES,
     responses={409: {"description": "the organisation cannot receive reports now"}},
 )
+@takes_files
 async def submit_report(
     slug: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> ReportCreated:
@@ -87,6 +89,7 @@ async def read_own_report(
         }
     },
 )
+@takes_files
 async def write_message(
     request: Request, session: SessionDep, settings: SettingsDep, code: TrackingCode
 ) -> ReportSelfRead:

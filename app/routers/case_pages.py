@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
+from app.bodylimit import takes_files
 from app.config import Settings
 from app.db import SessionDep
 from app.deps import CurrentMemberDep, SettingsDep, require_csrf
@@ -304,6 +305,7 @@ async def record_report_form(
 
 
 @router.post("/cases/new", response_class=HTMLResponse)
+@takes_files
 async def record_report(
     request: Request,
     session: SessionDep,
@@ -503,6 +505,7 @@ async def record_measures(
 
 
 @router.post("/cases/{case_id}/messages", response_class=HTMLResponse)
+@takes_files
 async def write_message(
     case_id: str,
     request: Request,

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 
+from app.bodylimit import takes_files
 from app.config import Settings
 from app.db import SessionDep
 from app.deps import SettingsDep
@@ -160,6 +161,7 @@ async def open_case_by_link(
 
 
 @router.post("/track/messages", response_class=HTMLResponse)
+@takes_files
 async def write_message(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     error: str | None = None
     try:
@@ -215,6 +217,7 @@ async def report_form(
 
 
 @router.post("/{slug}", response_class=HTMLResponse)
+@takes_files
 async def submit_report(
     slug: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
