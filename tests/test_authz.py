@@ -468,7 +468,8 @@ async def _world(client: httpx.AsyncClient, sessionmaker: Sessionmaker) -> World
         created = await operator.create_operator(
             session, settings, "ops@pistalka.example", OPERATOR_PASSWORD
         )
-    async with sessionmaker() as session, session.begin():
+    # As a request's session: the login commits its attempt itself, the rest commits at the end.
+    async with sessionmaker() as session:
         world.operator_cookie = await operator.login(
             session,
             settings,
@@ -476,6 +477,7 @@ async def _world(client: httpx.AsyncClient, sessionmaker: Sessionmaker) -> World
             OPERATOR_PASSWORD,
             pyotp.TOTP(created.totp_secret).now(),
         )
+        await session.commit()
     return world
 
 

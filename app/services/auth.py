@@ -86,11 +86,7 @@ async def login(
     throttle_key = _throttle_key(settings, email)
     throttle = await open_throttle(session, throttle_key, now)
     member = await session.scalar(select(Member).where(Member.email == email))
-    # The attempt counts as failed before the password is checked, and that is committed at
-    # once: Argon2 then runs without a connection or the throttle's row lock, and concurrent
-    # guesses still cannot slip past the lock, each having been counted before it is checked.
-    _record_failure(settings, throttle, now)
-    await session.commit()
+    await count_attempt(session, settings, throttle, now)
     try:
         private_key = await _check_password(settings, member, password)
         assert member is not None  # noqa: S101 - _check_password raised otherwise
@@ -100,8 +96,7 @@ async def login(
     except AppError:
         await asyncio.sleep(slowdown_seconds(settings, throttle.failures))
         raise
-    # By statement: a concurrent successful login of the same person may have removed it.
-    await session.execute(delete(LoginThrottle).where(LoginThrottle.key_hash == throttle_key))
+    await forget_failures(session, throttle_key)
     # A key holder's login is the moment colleagues still waiting for access get their grants.
     await grants.grant_pending(session, member, private_key)
     return await _open_session(session, settings, member, private_key, now)
@@ -125,19 +120,20 @@ async def _use_totp_counter(session: AsyncSession, member: Member, counter: int)
 
 async def open_throttle(session: AsyncSession, key_hash: bytes, now: datetime) -> LoginThrottle:
     """The failed-login record of a keyed e-mail hash, row-locked; RateLimited while locked."""
-    # Insert-if-absent first, so two first attempts at once lock the same row instead of both
-    # inserting one.
-    dialect = session.bind.dialect.name if session.bind is not None else ""
+    # One statement that inserts the row or, if it exists, takes its lock and returns it: two
+    # first attempts at once share one row, and a row a successful login deletes in between
+    # is simply made again.
+    dialect = (await session.connection()).dialect.name
     insert_row = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(
-        insert_row(LoginThrottle)
-        .values(key_hash=key_hash, failures=0, last_failed_at=now)
-        .on_conflict_do_nothing(index_elements=["key_hash"])
-    )
-    throttle = await session.get(
-        LoginThrottle, key_hash, with_for_update=True, populate_existing=True
-    )
-    assert throttle is not None  # noqa: S101 - inserted above
+    upsert = insert_row(LoginThrottle).values(key_hash=key_hash, failures=0, last_failed_at=now)
+    throttle = (
+        await session.scalars(
+            upsert.on_conflict_do_update(
+                index_elements=["key_hash"], set_={"key_hash": upsert.excluded.key_hash}
+            ).returning(LoginThrottle),
+            execution_options={"populate_existing": True},
+        )
+    ).one()
     if throttle.locked_until is not None and throttle.locked_until > now:
         raise RateLimited(
             N_("Too many failed attempts. Try again later."),
@@ -146,21 +142,23 @@ async def open_throttle(session: AsyncSession, key_hash: bytes, now: datetime) -
     return throttle
 
 
-async def count_failure(
-    session: AsyncSession,
-    settings: Settings,
-    throttle: LoginThrottle | None,
-    key_hash: bytes,
-    now: datetime,
+async def count_attempt(
+    session: AsyncSession, settings: Settings, throttle: LoginThrottle, now: datetime
 ) -> None:
-    """Count a failed login, lock after too many, and answer ever more slowly."""
-    if throttle is None:
-        throttle = LoginThrottle(key_hash=key_hash, failures=0, last_failed_at=now)
-        session.add(throttle)
+    """Count a login attempt as failed before its password is checked, and commit that at once.
+
+    Argon2 then runs without a connection or the throttle's row lock, and concurrent guesses
+    cannot slip past the lock, each having been counted before it is checked. The one place a
+    service commits: the count must stand whatever the request does next.
+    """
     _record_failure(settings, throttle, now)
-    # The one place that commits for a failing request: the failure must be counted.
     await session.commit()
-    await asyncio.sleep(slowdown_seconds(settings, throttle.failures))
+
+
+async def forget_failures(session: AsyncSession, key_hash: bytes) -> None:
+    """A login succeeded: its failures go. By statement, as a concurrent successful login of the
+    same person may have removed the row already."""
+    await session.execute(delete(LoginThrottle).where(LoginThrottle.key_hash == key_hash))
 
 
 async def _check_password(settings: Settings, member: Member | None, password: str) -> bytes:

@@ -4,16 +4,18 @@ An operator has no key pair and is never given a grant, so no code path can decr
 message, name or file for an operator. What the operator sees of an organisation are counts.
 """
 
+import asyncio
 import base64
 import hashlib
 import secrets
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any, cast
 
 import argon2
 import pyotp
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crypto
@@ -113,6 +115,20 @@ def _totp_counter(settings: Settings, operator: Operator, code: str, now: dateti
     return auth.totp_counter(secret.decode("ascii"), code, now)
 
 
+async def _take_totp_counter(session: AsyncSession, operator_id: uuid.UUID, counter: int) -> bool:
+    """Accept a code's time step once, even when two logins present it at the same moment."""
+    result = await session.execute(
+        update(Operator)
+        .where(
+            Operator.id == operator_id,
+            or_(Operator.totp_last_counter.is_(None), Operator.totp_last_counter < counter),
+        )
+        .values(totp_last_counter=counter)
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], result).rowcount == 1
+
+
 async def login(
     session: AsyncSession, settings: Settings, email: str, password: str, code: str
 ) -> str:
@@ -122,6 +138,7 @@ async def login(
     throttle_key = keys.keyed_hash(settings, "operator-login-throttle", email.encode())
     throttle = await auth.open_throttle(session, throttle_key, now)
     operator = await session.scalar(select(Operator).where(Operator.email == email))
+    await auth.count_attempt(session, settings, throttle, now)
     try:
         # An unknown e-mail costs the same hashing, so timing does not tell accounts apart.
         stored = operator.password_hash if operator is not None else _DUMMY_HASH
@@ -129,14 +146,12 @@ async def login(
         if operator is None or not password_ok:
             raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
         counter = _totp_counter(settings, operator, code, now)
-        if counter is None or (operator.totp_last_counter or -1) >= counter:
+        if counter is None or not await _take_totp_counter(session, operator.id, counter):
             raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
     except AppError:
-        await auth.count_failure(session, settings, throttle, throttle_key, now)
+        await asyncio.sleep(auth.slowdown_seconds(settings, throttle.failures))
         raise
-    operator.totp_last_counter = counter
-    if throttle is not None:
-        await session.delete(throttle)
+    await auth.forget_failures(session, throttle_key)
     secret = secrets.token_bytes(32)
     session.add(
         OperatorSession(
