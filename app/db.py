@@ -16,10 +16,11 @@ from app.config import Settings
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
+    # hide_parameters: a database error's message, which may reach a log, never quotes values.
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -33,7 +34,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             cursor.close()
 
         return engine
-    engine = create_async_engine(url, pool_size=10, max_overflow=10)
+    engine = create_async_engine(url, pool_size=10, max_overflow=10, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _discard_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

@@ -221,14 +221,18 @@ async def report_form(
 async def submit_report(
     slug: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
+    # The body first: no database connection is held while a slow client uploads.
+    too_large: TooLarge | None = None
+    try:
+        form = await read_form(request, settings)
+    except TooLarge as exc:
+        too_large = exc
     organisation, unavailable = await _receiving_organisation(request, session, slug)
     if unavailable is not None:
         return unavailable
     rate_limit(request, "submit", settings.submissions_per_hour, 3600)
-    try:
-        form = await read_form(request, settings)
-    except TooLarge as exc:
-        errors = {"form": exc.message}
+    if too_large is not None:
+        errors = {"form": too_large.message}
         return _form_page(request, settings, organisation, errors=errors, status_code=413)
     values = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     if values.get("website") or _filled_too_fast(settings, values.get("started", "")):

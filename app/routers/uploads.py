@@ -110,8 +110,8 @@ async def read_form(request: Request, settings: Settings) -> FormData:
                 form = await parser.parse()
         except MultiPartException as exc:
             raise StarletteHTTPException(status_code=400, detail=exc.message) from None
-        # Kept where Starlette keeps the form it parsed: later `request.form()` calls answer it,
-        # and the request closes its files (and so the spools) when the response is sent.
+        # Kept where Starlette keeps the form it parsed, so later `request.form()` calls answer
+        # it; its spools close, their keys with them, when the request and its form are dropped.
         request._form = form
         return form
     except StarletteHTTPException as exc:

@@ -174,7 +174,7 @@ def _next_batch(sealed_chunks: Iterator[bytes]) -> list[bytes]:
 
 
 def _file_work_limiter() -> anyio.CapacityLimiter:
-    """Files being cleaned and encrypted at once, per event loop: one per core."""
+    """Files being cleaned and encrypted at once, per event loop (FILE_WORK_SLOTS)."""
     loop = asyncio.get_running_loop()
     limiter = _FILE_WORK_LIMITERS.get(loop)
     if limiter is None:

@@ -183,7 +183,9 @@ def _reached_from(roots: list[str]) -> list[str]:
 async def reclaim(
     sessionmaker: async_sessionmaker[AsyncSession], *, reports: int, organisations: int
 ) -> None:
-    """On PostgreSQL, VACUUM the tables the purge and the erasure deleted from, once committed.
+    """Leave no copy of what the purge and the erasure deleted, once committed.
+
+    On SQLite, checkpoint and truncate the write-ahead log; on PostgreSQL, VACUUM the tables.
 
     A deleted row stays in PostgreSQL's table files as a dead row until VACUUM; autovacuum
     would come by eventually, the purge does not leave it to chance.
@@ -196,8 +198,14 @@ async def reclaim(
         return
     async with sessionmaker() as session:
         engine = session.bind
-    if not isinstance(engine, AsyncEngine) or engine.dialect.name != "postgresql":
-        return  # SQLite overwrites deleted rows at once (secure_delete)
+    if not isinstance(engine, AsyncEngine):
+        return
+    if engine.dialect.name == "sqlite":
+        # secure_delete zeroes the freed pages of the file; the write-ahead log still holds
+        # the pages as they were until a checkpoint copies it back and truncates it.
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return
     tables = ", ".join(_reached_from(roots))
     async with engine.connect() as connection:
         # VACUUM cannot run inside a transaction.
