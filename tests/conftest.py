@@ -8,6 +8,7 @@ real, so workers and concurrent sessions can be tested as they run in production
 import asyncio
 import importlib.util
 import os
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -109,8 +110,37 @@ def drop_run_database(suffix: str = "") -> None:
     asyncio.run(_on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def _drop_abandoned_run_databases() -> None:
+    """Drop the databases of earlier runs on this machine that were killed before their end."""
+    assert CONFIGURED_POSTGRES_URL is not None
+    base = make_url(CONFIGURED_POSTGRES_URL).database
+    pattern = re.compile(rf"{re.escape(str(base))}_(\d+)(_restore)?")
+
+    async def names() -> list[str]:
+        engine = create_async_engine(
+            Settings(database_url=CONFIGURED_POSTGRES_URL).resolved_database_url
+        )
+        try:
+            async with engine.connect() as connection:
+                return list(await connection.scalars(text("SELECT datname FROM pg_database")))
+        finally:
+            await engine.dispose()
+
+    for name in asyncio.run(names()):
+        found = pattern.fullmatch(name)
+        if found is None or int(found.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(found.group(1)), 0)
+        except ProcessLookupError:
+            asyncio.run(_on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        except PermissionError:
+            pass  # a live process of another user
+
+
 @pytest.fixture(scope="session")
 def postgres_schema() -> Iterator[str]:
+    _drop_abandoned_run_databases()
     url = create_run_database()
     migrate.upgrade(Settings(database_url=url))
     yield url
