@@ -32,11 +32,10 @@ def failed_logins_limited(request: Request, settings: Settings) -> Iterator[None
     The attempt is counted before it runs, so concurrent guesses cannot overrun the budget,
     and given back when it succeeds: people logging in from one office are not limited.
     """
-    limiter: RateLimiter = request.app.state.rate_limiter
-    address = request.client.host if request.client else "unknown"
-    limiter.hit("login", address, limit=settings.login_attempts_per_10_minutes, window_seconds=600)
+    rate_limit(request, "login", settings.login_attempts_per_10_minutes, 600)
     yield
-    limiter.refund("login", address)
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.refund("login", _address(request))
 
 
 def retry_after_header(exc: AppError) -> dict[str, str] | None:
@@ -48,8 +47,11 @@ def retry_after_header(exc: AppError) -> dict[str, str] | None:
 def rate_limit(request: Request, bucket: str, limit: int, window_seconds: int) -> None:
     """Count a request against the client's limit; the address is only ever hashed."""
     limiter: RateLimiter = request.app.state.rate_limiter
-    address = request.client.host if request.client else "unknown"
-    limiter.hit(bucket, address, limit=limit, window_seconds=window_seconds)
+    limiter.hit(bucket, _address(request), limit=limit, window_seconds=window_seconds)
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 async def _read_json(request: Request) -> bytes:
