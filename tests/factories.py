@@ -1,6 +1,8 @@
 """Factories for tests: an organisation registered through the API, a logged-in client."""
 
+import asyncio
 import itertools
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -8,6 +10,8 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config import Settings
+from app.db import create_engine, create_sessionmaker
 from app.models import Organisation, Plan, Subscription
 from app.models.base import utcnow
 
@@ -92,3 +96,15 @@ async def on_plan(
                 paid_until=today + timedelta(days=365),
             )
         )
+
+
+async def twice_at_once(
+    settings: Settings, job: Callable[[async_sessionmaker[AsyncSession]], Awaitable[int]]
+) -> list[int]:
+    """Run a job from two engines at the same moment, as two workers would."""
+    engines = [create_engine(settings) for _ in range(2)]
+    try:
+        return list(await asyncio.gather(*(job(create_sessionmaker(engine)) for engine in engines)))
+    finally:
+        for engine in engines:
+            await engine.dispose()

@@ -44,6 +44,13 @@ async def _organisation(sessionmaker: Sessionmaker, slug: str) -> Organisation:
     return organisation
 
 
+async def _order_status(sessionmaker: Sessionmaker, order_id: uuid.UUID) -> str:
+    async with sessionmaker() as session:
+        order = await session.get(Order, order_id)
+    assert order is not None
+    return order.status
+
+
 async def _clear_outbox(sessionmaker: Sessionmaker) -> None:
     async with sessionmaker() as session, session.begin():
         await session.execute(OutboxMail.__table__.delete())  # type: ignore[attr-defined]
@@ -333,10 +340,7 @@ async def test_a_payment_that_does_not_match_its_order_is_refused(
     fake_gopay.pay(payment_id)
     fake_gopay.payments[payment_id].amount = 100
     assert await fake_gopay.notify(payment_id) == [409]
-    async with sessionmaker() as session:
-        unchanged = await session.get(Order, order.id)
-    assert unchanged is not None
-    assert unchanged.status == "pending"
+    assert await _order_status(sessionmaker, order.id) == "pending"
 
 
 async def test_recurring_payment_renews_on_the_last_day_and_can_be_stopped(
@@ -973,10 +977,7 @@ async def test_a_notification_for_an_unknown_payment_is_refused_and_logged(
     for line in lines:
         for personal in (registered["email"], organisation.name, organisation.ico, "127.0.0.1"):
             assert personal not in line
-    async with sessionmaker() as session:
-        unchanged = await session.get(Order, order.id)
-    assert unchanged is not None
-    assert unchanged.status == "pending"
+    assert await _order_status(sessionmaker, order.id) == "pending"
 
 
 async def test_two_identical_notifications_at_once_record_one_payment(

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import cli
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
 from app.models import (
     AttachmentChunk,
     AuditEvent,
@@ -25,7 +24,7 @@ from app.models import (
 from app.models.base import utcnow
 from app.services import leaving, mail
 from tests.conftest import TEST_SECRET
-from tests.factories import login, register, submit, verified_organisation
+from tests.factories import login, register, submit, twice_at_once, verified_organisation
 from tests.smtp import SMTPServer
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -217,14 +216,7 @@ async def test_two_workers_at_once_erase_each_organisation_once(
     for slug in slugs:
         await submit(client, slug)
         await _cancelled_days_ago(sessionmaker, slug, leaving.EXPORT_WINDOW_DAYS + 1)
-    engines = [create_engine(settings) for _ in range(2)]
-    try:
-        results = await asyncio.gather(
-            *(leaving.erase_cancelled(create_sessionmaker(engine)) for engine in engines)
-        )
-    finally:
-        for engine in engines:
-            await engine.dispose()
+    results = await twice_at_once(settings, leaving.erase_cancelled)
     assert sum(results) == 6
     assert await _count(sessionmaker, Organisation) == 0
     assert await _count(sessionmaker, Report) == 0

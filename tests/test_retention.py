@@ -31,7 +31,7 @@ from app.models import (
 from app.models.base import utcnow
 from app.services import audit, auth, cases, deadlines, retention
 from tests.conftest import TEST_SECRET
-from tests.factories import login, submit, verified_organisation
+from tests.factories import login, submit, twice_at_once, verified_organisation
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 AS_OF = date(2031, 6, 15)
@@ -208,14 +208,7 @@ async def test_two_purges_at_once_erase_each_report_once(
     await app.state.engine.dispose()
     async with sessionmaker() as session, session.begin():
         await session.execute(update(Report).values(received_at=received(date(2020, 1, 10))))
-    engines = [create_engine(settings) for _ in range(2)]
-    try:
-        results = await asyncio.gather(
-            *(retention.purge(create_sessionmaker(engine), AS_OF) for engine in engines)
-        )
-    finally:
-        for engine in engines:
-            await engine.dispose()
+    results = await twice_at_once(settings, lambda made: retention.purge(made, AS_OF))
     assert sum(results) == 24
     assert await _count(sessionmaker, Report) == 0
     assert await _count(sessionmaker, PurgedReport) == 24
