@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event, exc
+from sqlalchemy import event, exc, false, update
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
+from app.models import Organisation
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -45,6 +46,22 @@ def create_engine(settings: Settings) -> AsyncEngine:
             raise exc.DisconnectionError("the server closed the connection")
 
     return engine
+
+
+async def sqlite_write_lock(session: AsyncSession) -> None:
+    """On SQLite, take the database's write lock now, before the transaction reads anything.
+
+    pysqlite runs SELECTs outside a transaction until the first write, and FOR UPDATE is a no-op
+    there: an UPDATE that matches nothing takes the lock (waiting out the busy timeout), so the
+    reads that follow see every commit and no other writer slips in between.
+    """
+    if (await session.connection()).dialect.name == "sqlite":
+        await session.execute(
+            update(Organisation)
+            .where(false())
+            .values(slug=Organisation.slug)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

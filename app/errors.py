@@ -1,5 +1,7 @@
 """Application errors; one handler renders them as JSON for /api and as a page elsewhere."""
 
+from app.i18n import N_
+
 
 class AppError(Exception):
     status_code = 400
@@ -50,3 +52,17 @@ class RateLimited(AppError):
     def __init__(self, message: str, *, retry_after: int = 60):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class KeyIntegrityFailure(AppError):
+    """Stored key material failed its integrity check: nothing is sealed to it or opened."""
+
+    status_code = 500
+    code = "key_integrity_failure"
+
+    def __init__(self) -> None:
+        super().__init__(
+            N_("The organisation's keys failed their integrity check, so this cannot be done "
+               "now. The operator has been told in the log; you can report to the Ministry of "
+               "Justice's external channel.")
+        )  # fmt: skip

@@ -82,7 +82,10 @@ async def test_recovery_key_and_grant_both_open_the_organisation_key(
     probe = crypto.seal_to(organisation.public_key, b"probe", b"test")
 
     from_recovery = keys.open_with_recovery_key(
-        registered["recovery_key"], organisation.recovery_wrapped_key, organisation.id
+        registered["recovery_key"],
+        organisation.recovery_wrapped_key,
+        organisation.id,
+        organisation.recovery_grant,
     )
     derived = await keys.derive_password_keys(
         PASSWORD, member.password_salt, crypto.Argon2Params.decode(member.password_params)
@@ -96,7 +99,10 @@ async def test_recovery_key_and_grant_both_open_the_organisation_key(
     assert crypto.open_with(from_grant, probe, b"test") == b"probe"
     with pytest.raises(crypto.CryptoError):
         keys.open_with_recovery_key(
-            crypto.new_recovery_key(), organisation.recovery_wrapped_key, organisation.id
+            crypto.new_recovery_key(),
+            organisation.recovery_wrapped_key,
+            organisation.id,
+            organisation.recovery_grant,
         )
 
 

@@ -1,4 +1,4 @@
-"""Designated persons: invitations, grants at a key holder's login, removal, password, recovery."""
+"""Designated persons: invitations, grants a key holder confirms, removal, password, recovery."""
 
 import re
 
@@ -42,7 +42,7 @@ async def _invite_and_accept(
     assert accepted.status_code == 201, accepted.text
 
 
-async def test_invited_person_gets_access_when_a_key_holder_logs_in(
+async def test_invited_person_gets_access_when_a_key_holder_confirms_it(
     client: httpx.AsyncClient,
     sessionmaker: Sessionmaker,
     settings: Settings,
@@ -54,19 +54,42 @@ async def test_invited_person_gets_access_when_a_key_holder_logs_in(
     await login(client, organisation["email"])
     await _invite_and_accept(client, sessionmaker, settings, smtp_server, slug, "new@example.cz")
     members = (await client.get(f"/api/v1/organisations/{slug}/members")).json()["items"]
-    assert {(m["email"], m["has_access"]) for m in members} == {
-        (organisation["email"], True),
-        ("new@example.cz", False),
+    assert {(m["email"], m["has_access"], m["authentic"]) for m in members} == {
+        (organisation["email"], True, True),
+        ("new@example.cz", False, True),
     }
+    offered = next(m for m in members if m["email"] == "new@example.cz")
     await client.post("/api/v1/auth/logout")
 
-    assert (await login(client, "new@example.cz")).status_code == 200
+    newcomer = await login(client, "new@example.cz")
+    assert newcomer.json()["key_fingerprint"] == offered["fingerprint"]
     waiting = await client.get(f"/api/v1/cases?organisation={slug}")
     assert waiting.status_code == 403
     assert waiting.json()["error"]["code"] == "no_grant"
     await client.post("/api/v1/auth/logout")
 
-    await login(client, organisation["email"])  # the key holder's login grants the key
+    # A key holder's login alone grants nobody: access takes an explicit confirmation.
+    await login(client, organisation["email"])
+    await mail.deliver_due(
+        sessionmaker, settings.model_copy(update={"smtp_port": smtp_server.port})
+    )
+    asked = [m for m in smtp_server.messages if m["To"] == organisation["email"]][-1]
+    plain = asked.get_body(("plain",))
+    assert plain is not None
+    assert offered["fingerprint"] in plain.get_content()
+    assert "new@example.cz" in plain.get_content()
+    await client.post("/api/v1/auth/logout")
+    await login(client, "new@example.cz")
+    assert (await client.get(f"/api/v1/cases?organisation={slug}")).status_code == 403
+    await client.post("/api/v1/auth/logout")
+
+    await login(client, organisation["email"])
+    confirmed = await client.post(
+        f"/api/v1/organisations/{slug}/members/{offered['member_id']}/grant"
+    )
+    assert confirmed.status_code == 204, confirmed.text
+    again = await client.post(f"/api/v1/organisations/{slug}/members/{offered['member_id']}/grant")
+    assert again.status_code == 409
     await client.post("/api/v1/auth/logout")
     await login(client, "new@example.cz")
     items = (await client.get("/api/v1/cases")).json()["items"]

@@ -8,6 +8,8 @@ Key bytes of the wrong length or encoding are a caller bug and raise ValueError;
 does not open (wrong key, wrong aad, tampering, unknown version) raises CryptoError.
 """
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
@@ -87,3 +89,14 @@ def open_with(private: bytes, blob: bytes, aad: bytes) -> bytes:
         return _SUITE.decrypt(blob[1:], key, info=INFO_PREFIX + aad)
     except (InvalidTag, ValueError):
         raise CryptoError("decryption failed") from None
+
+
+def fingerprint(public: bytes) -> str:
+    """A short, readable fingerprint of a public key, for comparing it out of band.
+
+    80 bits of SHA-256 in base32, four groups of four: too many for anyone to make a second key
+    with the same fingerprint, few enough to read out on the phone.
+    """
+    digest = base64.b32encode(hashlib.sha256(b"pistalka-fingerprint|" + public).digest()[:10])
+    text = digest.decode("ascii")
+    return "-".join(text[i : i + 4] for i in range(0, 16, 4))

@@ -12,7 +12,7 @@ from app.models.operator import (
     SecurityIncident,
     TermsVersion,
 )
-from app.models.organisation import Organisation
+from app.models.organisation import KeyRotation, Organisation
 from app.models.outbox import OutboxMail
 from app.models.report import (
     Attachment,
@@ -35,6 +35,7 @@ __all__ = [
     "Invoice",
     "InvoiceCounter",
     "Invitation",
+    "KeyRotation",
     "LoginThrottle",
     "Member",
     "MemberSession",

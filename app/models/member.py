@@ -41,6 +41,12 @@ class Membership(Base):
     )
     # The organisation private key sealed (HPKE) to the member's public key; None until granted.
     org_key_grant: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # While the organisation key is being rotated: the new organisation private key, sealed
+    # likewise.
+    next_org_key_grant: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # MAC under a server sub-key binding organisation, member and the member's public key: a
+    # key holder is offered to grant access only to memberships the service itself created.
+    tag: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The organisation's record of the appointment and of the written instruction of duties.
     appointed_on: Mapped[date | None]

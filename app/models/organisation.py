@@ -1,6 +1,7 @@
+import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, LargeBinary, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UUIDPrimaryKey, utcnow
@@ -21,7 +22,18 @@ class Organisation(UUIDPrimaryKey, Base):
     email_verification_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     # HPKE public key; the private key exists only wrapped (grants, recovery key).
     public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # Counts the key pairs the organisation has had; a report records the one it is sealed to.
+    key_version: Mapped[int] = mapped_column(Integer, default=1)
+    # The recovery key unwraps the recovery private key, and that opens `recovery_grant`, the
+    # organisation private key sealed to the recovery public key, so a key rotation can re-seal
+    # it without the printed key. Organisations registered before this (no recovery public
+    # key) have the organisation private key itself under the recovery key.
     recovery_wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    recovery_public_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    recovery_grant: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # MAC under a server sub-key over the key columns: someone who can only write to the
+    # database cannot swap the key that reports are sealed to.
+    key_tag: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The operator checked that the registration is the organisation it claims to be.
     identity_verified_at: Mapped[datetime | None]
@@ -54,3 +66,30 @@ class Organisation(UUIDPrimaryKey, Base):
     @property
     def allowed_embed_origins(self) -> list[str]:
         return [line.strip() for line in self.embed_origins.splitlines() if line.strip()]
+
+
+class KeyRotation(Base):
+    """An organisation key rotation under way: the new key's public parts until the swap.
+
+    The new private key exists only sealed to the remaining key holders
+    (`Membership.next_org_key_grant`) and in `recovery_grant`; reports are re-sealed to it in
+    batches, each marked by `Report.key_version`, so a crash half-way leaves every report
+    readable and the rotation resumable by any of them.
+    """
+
+    __tablename__ = "key_rotation"
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), primary_key=True
+    )
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # Set only when the rotation also replaces the recovery key (organisations registered
+    # before recovery key pairs): the new recovery key is shown once to whoever starts it.
+    recovery_public_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    recovery_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    recovery_grant: Mapped[bytes] = mapped_column(LargeBinary)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("member.id", ondelete="SET NULL")
+    )
+    tag: Mapped[bytes] = mapped_column(LargeBinary(32))

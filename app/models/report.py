@@ -47,6 +47,8 @@ class Report(UUIDPrimaryKey, Base):
     tracking_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     # The report key, sealed (HPKE) to the organisation and under the tracking code.
     key_for_organisation: Mapped[bytes] = mapped_column(LargeBinary)
+    # The organisation key version `key_for_organisation` is sealed to.
+    key_version: Mapped[int] = mapped_column(Integer, default=1)
     key_for_whistleblower: Mapped[bytes] = mapped_column(LargeBinary)
     # The form's fields as JSON, sealed under the report key.
     sealed_content: Mapped[bytes] = mapped_column(LargeBinary)

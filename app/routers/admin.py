@@ -127,7 +127,14 @@ def _profile(request: Request, current: auth.CurrentMember, **extra: object) -> 
     return render(
         request,
         "admin/profile.html",
-        {"member": current.member, "setup": None, "qr": None, "error": None, **extra},
+        {
+            "member": current.member,
+            "fingerprint": current.key_fingerprint,
+            "setup": None,
+            "qr": None,
+            "error": None,
+            **extra,
+        },
         status_code=status,
     )
 

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 async def _member_read(
-    session: AsyncSession, member: Member, member_session: MemberSession
+    session: AsyncSession, member: Member, member_session: MemberSession, fingerprint: str
 ) -> MemberRead:
     organisations = await auth.member_organisations(session, member.id)
     return MemberRead(
@@ -23,6 +23,7 @@ async def _member_read(
         email=member.email,
         totp_enabled=member.totp_enabled_at is not None,
         session_expires_at=member_session.expires_at,
+        key_fingerprint=fingerprint,
         organisations=[
             OrganisationBrief(
                 id=o.id, slug=o.slug, name=o.name, email_verified=o.can_receive_reports
@@ -44,7 +45,9 @@ async def login(
     with failed_logins_limited(request, settings):
         logged_in = await auth.login(session, settings, data.email, data.password, data.totp)
     set_session_cookie(response, settings, logged_in.cookie_value)
-    return await _member_read(session, logged_in.member, logged_in.session)
+    return await _member_read(
+        session, logged_in.member, logged_in.session, logged_in.key_fingerprint
+    )
 
 
 @router.post("/logout", status_code=204)
@@ -59,7 +62,7 @@ async def logout(
 @router.get("/me")
 async def read_me(current: CurrentMemberDep, session: SessionDep) -> MemberRead:
     """The logged-in designated person and the organisations they serve."""
-    return await _member_read(session, current.member, current.session)
+    return await _member_read(session, current.member, current.session, current.key_fingerprint)
 
 
 @router.post("/totp", status_code=201)

@@ -4,17 +4,18 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from app.config import Settings
 from app.db import SessionDep
 from app.deps import CurrentMemberDep, SettingsDep, require_csrf
 from app.errors import AppError
 from app.i18n import N_
 from app.routers.uploads import rate_limit
 from app.schemas.team import InvitationAccept, InviteRequest, PasswordChange, RecoveryRequest
-from app.services import organisations, team
+from app.services import grants, organisations, rotation, team
 from app.templating import redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -30,21 +31,36 @@ async def _team_page(
     *,
     error: str | None = None,
     status_code: int = 200,
+    recovery_key: str | None = None,
 ) -> HTMLResponse:
     organisation = await organisations.member_organisation(session, current.member.id, slug)
-    members = await team.list_members(session, organisation)
+    members = await team.list_members(session, request.app.state.settings, organisation)
     return render(
         request,
         "admin/team.html",
         {
             "organisation": organisation,
             "members": members,
-            "me": current.member.id,
+            "me": next(m for m in members if m.member_id == current.member.id),
+            "rotating": await rotation.in_progress(session, organisation.id),
+            "recovery_key": recovery_key,
             "error": error,
             "done": request.query_params.get("done"),
         },
         status_code=status_code,
     )
+
+
+def _after_rotation(
+    request: Request,
+    background: BackgroundTasks,
+    settings: Settings,
+    job: rotation.Job | None,
+) -> None:
+    if job is not None:
+        background.add_task(
+            rotation.complete_in_background, request.app.state.sessionmaker, settings, job
+        )
 
 
 @router.get("/organisations/{slug}/team", response_class=HTMLResponse)
@@ -84,17 +100,63 @@ async def remove(
     slug: str,
     member_id: uuid.UUID,
     request: Request,
+    background: BackgroundTasks,
     session: SessionDep,
+    settings: SettingsDep,
     current: CurrentMemberDep,
 ) -> Response:
     organisation = await organisations.member_organisation(session, current.member.id, slug)
     try:
-        await team.remove_member(session, organisation, current, member_id)
+        job = await team.remove_member(session, settings, organisation, current, member_id)
     except AppError as exc:
         return await _team_page(
             request, session, current, slug, error=exc.message, status_code=exc.status_code
         )
+    _after_rotation(request, background, settings, job)
+    if job is not None and job.recovery_key is not None:
+        return await _team_page(request, session, current, slug, recovery_key=job.recovery_key)
     return redirect(request, f"/organisations/{slug}/team", done="removed")
+
+
+@router.post("/organisations/{slug}/team/{member_id}/confirm", dependencies=[CsrfChecked])
+async def confirm_access(
+    slug: str,
+    member_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentMemberDep,
+) -> Response:
+    organisation = await organisations.member_organisation(session, current.member.id, slug)
+    try:
+        await grants.confirm_access(session, settings, organisation, current, member_id)
+    except AppError as exc:
+        return await _team_page(
+            request, session, current, slug, error=exc.message, status_code=exc.status_code
+        )
+    return redirect(request, f"/organisations/{slug}/team", done="confirmed")
+
+
+@router.post("/organisations/{slug}/team/rotate-key", dependencies=[CsrfChecked])
+async def rotate_key(
+    slug: str,
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentMemberDep,
+) -> Response:
+    organisation = await organisations.member_organisation(session, current.member.id, slug)
+    try:
+        job = await team.rotate_key(session, settings, organisation, current)
+    except AppError as exc:
+        return await _team_page(
+            request, session, current, slug, error=exc.message, status_code=exc.status_code
+        )
+    _after_rotation(request, background, settings, job)
+    if job.recovery_key is not None:
+        return await _team_page(request, session, current, slug, recovery_key=job.recovery_key)
+    return redirect(request, f"/organisations/{slug}/team", done="rotated")
 
 
 @router.post("/organisations/{slug}/team/{member_id}/appointment", dependencies=[CsrfChecked])
@@ -219,6 +281,12 @@ async def change_password(
     return render(
         request,
         "admin/profile.html",
-        {"member": current.member, "setup": None, "qr": None, "error": error},
+        {
+            "member": current.member,
+            "fingerprint": current.key_fingerprint,
+            "setup": None,
+            "qr": None,
+            "error": error,
+        },
         status_code=422,
     )

@@ -27,6 +27,8 @@ class MemberRead(BaseModel):
     email: str
     totp_enabled: bool
     session_expires_at: datetime
+    # Read it to a colleague who confirms your access on the team page.
+    key_fingerprint: str
     organisations: list[OrganisationBrief]
 
 

@@ -11,9 +11,19 @@ class MemberRead(BaseModel):
     member_id: uuid.UUID
     email: str
     has_access: bool
+    # Compare with the fingerprint the person sees on their profile before confirming access.
+    fingerprint: str
+    # False for an entry the service did not create (written into the database directly).
+    authentic: bool
     appointed_on: date | None
     instructed_on: date | None
     instruction_document: str
+
+
+class KeyRotationRead(BaseModel):
+    # Only when the rotation replaced a recovery key from before recovery key pairs: shown
+    # once, print it; the old one no longer opens anything.
+    recovery_key: str | None = None
 
 
 class MemberList(BaseModel):

@@ -22,7 +22,7 @@ from app.errors import AppError, Conflict, RateLimited, Unauthorized
 from app.i18n import N_
 from app.models import LoginThrottle, Member, MemberSession, Membership, Organisation
 from app.models.base import utcnow
-from app.services import grants, keys
+from app.services import keys
 
 SLOWDOWN_AFTER = 3
 TOTP_ISSUER = "Píšťalka"
@@ -37,6 +37,7 @@ class LoggedIn:
     member: Member
     session: MemberSession
     cookie_value: str = field(repr=False)
+    key_fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,13 @@ class CurrentMember:
     session: MemberSession
     private_key: bytes = field(repr=False)
     csrf_token: str = field(repr=False)
+
+    @property
+    def key_fingerprint(self) -> str:
+        """The fingerprint of the key this person's password unlocks, not of the stored copy of
+        the public key: compared with what a colleague is offered to confirm, it shows a public
+        key swapped in the database."""
+        return crypto.fingerprint(crypto.public_key_of(self.private_key))
 
 
 def _token_hash(secret: bytes) -> bytes:
@@ -97,8 +105,6 @@ async def login(
         await asyncio.sleep(slowdown_seconds(settings, throttle.failures))
         raise
     await forget_failures(session, throttle_key)
-    # A key holder's login is the moment colleagues still waiting for access get their grants.
-    await grants.grant_pending(session, member, private_key)
     return await _open_session(session, settings, member, private_key, now)
 
 
@@ -238,7 +244,8 @@ async def _open_session(
     session.add(row)
     await session.flush()
     cookie = base64.urlsafe_b64encode(secret).decode().rstrip("=")
-    return LoggedIn(member=member, session=row, cookie_value=cookie)
+    fingerprint = crypto.fingerprint(crypto.public_key_of(private_key))
+    return LoggedIn(member=member, session=row, cookie_value=cookie, key_fingerprint=fingerprint)
 
 
 def _decode_cookie(value: str) -> bytes | None:

@@ -8,19 +8,21 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from typing import TypeVarTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Date, and_, case, func, select, update
+from sqlalchemy import ColumnElement, Date, Select, and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crypto, i18n
 from app.config import Settings
-from app.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.errors import Conflict, Forbidden, InvalidInput, KeyIntegrityFailure, NotFound
 from app.i18n import N_
 from app.models import (
     Attachment,
     AuditEvent,
     CaseNote,
+    KeyRotation,
     Member,
     Membership,
     Organisation,
@@ -39,7 +41,7 @@ from app.schemas.case import (
     Triage,
 )
 from app.schemas.report import AttachmentRead, ReportCreate
-from app.services import audit, deadlines, keys, mail, reports, retention
+from app.services import audit, deadlines, grants, mail, reports, retention
 from app.services.attachments import IncomingFile
 from app.services.auth import CurrentMember
 from app.templating import render_mail
@@ -48,6 +50,7 @@ EXTERNAL_CHANNEL = "https://oznamovatel.justice.cz/"
 CASE_NOT_FOUND = N_("No such case.")
 OPEN_STATUSES = ("received", "acknowledged")
 PRAGUE = ZoneInfo(deadlines.CZECH.timezone)
+_Row = TypeVarTuple("_Row")
 
 DEFAULT_TEXTS = {
     "acknowledge": N_("We confirm that we received your report of %(date)s. We will assess it and "
@@ -75,6 +78,8 @@ class CaseAccess:
     organisation: Organisation
     member_id: uuid.UUID
     org_private_key: bytes = field(repr=False)
+    # While the organisation key is rotated: the new key, which re-sealed reports need.
+    next_private_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -97,30 +102,53 @@ def _format_date(day: date) -> str:
     return day.strftime("%d. %m. %Y")
 
 
-def _access(current: CurrentMember, organisation: Organisation, grant: bytes | None) -> CaseAccess:
+NO_GRANT = N_(
+    "You have no access to the reports yet: a designated person who has it must confirm you on "
+    "the team page. Your key's fingerprint is on your profile, for them to compare."
+)
+
+
+def _access(
+    current: CurrentMember,
+    organisation: Organisation,
+    grant: bytes | None,
+    next_grant: bytes | None = None,
+    next_public_key: bytes | None = None,
+) -> CaseAccess:
     if grant is None:
-        raise Forbidden(
-            N_("You have no access to the reports yet: it is granted when a designated person "
-               "who has it next logs in."),
-            code="no_grant",
-        )  # fmt: skip
-    private_key = keys.open_grant(grant, current.private_key, organisation.id, current.member.id)
-    return CaseAccess(organisation, current.member.id, private_key)
+        raise Forbidden(NO_GRANT, code="no_grant")
+    member_id = current.member.id
+    private_key = grants.open_organisation_key(organisation, grant, current.private_key, member_id)
+    next_key = None
+    if next_grant is not None and next_public_key is not None:
+        next_key = grants.open_organisation_key(
+            organisation, next_grant, current.private_key, member_id, next_public_key
+        )
+    return CaseAccess(organisation, member_id, private_key, next_key)
+
+
+def _with_grants(
+    query: Select[*_Row],
+) -> Select[*_Row, bytes | None, bytes | None, bytes | None]:
+    """The member's grants and a rotation's new public key, beside what `query` selects."""
+    return query.add_columns(
+        Membership.org_key_grant, Membership.next_org_key_grant, KeyRotation.public_key
+    ).outerjoin(KeyRotation, KeyRotation.organisation_id == Membership.organisation_id)
 
 
 async def accessible_organisations(
     session: AsyncSession, current: CurrentMember, slug: str | None = None
 ) -> list[CaseAccess]:
     """The organisations whose cases the member can open; with `slug`, that one or an error."""
-    query = (
-        select(Organisation, Membership.org_key_grant)
+    query = _with_grants(
+        select(Organisation)
         .join(Membership, Membership.organisation_id == Organisation.id)
         .where(Membership.member_id == current.member.id)
         .order_by(Organisation.name)
     )
     if slug is None:
         rows = (await session.execute(query.where(Membership.org_key_grant.is_not(None)))).all()
-        return [_access(current, organisation, grant) for organisation, grant in rows]
+        return [_access(current, *row) for row in rows]
     row = (await session.execute(query.where(Organisation.slug == slug.lower()))).one_or_none()
     if row is None:
         raise NotFound(N_("No organisation uses this address."))
@@ -137,21 +165,28 @@ async def open_case(
         raise NotFound(CASE_NOT_FOUND) from None
     row = (
         await session.execute(
-            select(Report, Organisation, Membership.org_key_grant)
-            .join(Organisation, Organisation.id == Report.organisation_id)
-            .join(Membership, Membership.organisation_id == Report.organisation_id)
-            .where(Report.id == wanted, Membership.member_id == current.member.id)
+            _with_grants(
+                select(Report, Organisation)
+                .join(Organisation, Organisation.id == Report.organisation_id)
+                .join(Membership, Membership.organisation_id == Report.organisation_id)
+                .where(Report.id == wanted, Membership.member_id == current.member.id)
+            )
         )
     ).one_or_none()
     if row is None:
         raise NotFound(CASE_NOT_FOUND)
-    report, organisation, grant = row
-    return _access(current, organisation, grant), report
+    report, organisation, grant, next_grant, next_public_key = row
+    return _access(current, organisation, grant, next_grant, next_public_key), report
 
 
 def report_key(access: CaseAccess, report: Report) -> bytes:
+    private_key = access.org_private_key
+    if report.key_version != access.organisation.key_version:
+        if access.next_private_key is None:
+            raise KeyIntegrityFailure()
+        private_key = access.next_private_key  # re-sealed already by a rotation under way
     return crypto.open_with(
-        access.org_private_key, report.key_for_organisation, reports.aad(b"report-key", report.id)
+        private_key, report.key_for_organisation, reports.aad(b"report-key", report.id)
     )
 
 

@@ -118,27 +118,84 @@ def open_grant(
     return crypto.open_with(member_private_key, grant, _grant_aad(organisation_id, member_id))
 
 
-def _recovery_aad(organisation_id: uuid.UUID) -> bytes:
-    return b"recovery|" + organisation_id.bytes
+# The recovery key wraps the recovery private key; organisations registered before recovery key
+# pairs have the organisation private key under it directly ("legacy", another purpose).
+_RECOVERY_PAIR = b"recovery-pair|"
+_RECOVERY_LEGACY = b"recovery|"
 
 
-def wrap_with_recovery_key(
-    recovery_key: str, org_private_key: bytes, organisation_id: uuid.UUID
-) -> bytes:
-    normalised = crypto.normalise_recovery_key(recovery_key)
-    if normalised is None:
-        raise ValueError("malformed recovery key")
-    key = crypto.code_key(normalised, "recovery-key")
-    return crypto.seal(key, org_private_key, _recovery_aad(organisation_id))
+@dataclass(frozen=True)
+class Recovery:
+    """A new recovery key (shown once) and what the organisation stores of it."""
+
+    recovery_key: str = field(repr=False)
+    public_key: bytes
+    wrapped_private_key: bytes = field(repr=False)
 
 
-def open_with_recovery_key(recovery_key: str, wrapped: bytes, organisation_id: uuid.UUID) -> bytes:
-    """The organisation private key, or CryptoError when the recovery key is wrong."""
+def _recovery_wrap_key(recovery_key: str) -> bytes:
     normalised = crypto.normalise_recovery_key(recovery_key)
     if normalised is None:
         raise crypto.CryptoError("malformed recovery key")
-    key = crypto.code_key(normalised, "recovery-key")
-    return crypto.open_sealed(key, wrapped, _recovery_aad(organisation_id))
+    return crypto.code_key(normalised, "recovery-key")
+
+
+def new_recovery(organisation_id: uuid.UUID) -> Recovery:
+    """A fresh recovery key and key pair, the private half wrapped under the key."""
+    recovery_key = crypto.new_recovery_key()
+    pair = crypto.generate_keypair()
+    wrapped = crypto.seal(
+        _recovery_wrap_key(recovery_key), pair.private, _RECOVERY_PAIR + organisation_id.bytes
+    )
+    return Recovery(recovery_key, pair.public, wrapped)
+
+
+def _recovery_grant_aad(organisation_id: uuid.UUID) -> bytes:
+    return b"recovery-grant|" + organisation_id.bytes
+
+
+def seal_recovery_grant(
+    recovery_public_key: bytes, org_private_key: bytes, organisation_id: uuid.UUID
+) -> bytes:
+    """The organisation private key sealed to the recovery public key."""
+    return crypto.seal_to(
+        recovery_public_key, org_private_key, _recovery_grant_aad(organisation_id)
+    )
+
+
+def open_with_recovery_key(
+    recovery_key: str,
+    wrapped: bytes,
+    organisation_id: uuid.UUID,
+    recovery_grant: bytes | None = None,
+) -> bytes:
+    """The organisation private key, or CryptoError when the recovery key is wrong.
+
+    Without `recovery_grant` the organisation is of the legacy kind, whose recovery key wraps
+    the organisation private key itself.
+    """
+    wrap_key = _recovery_wrap_key(recovery_key)
+    if recovery_grant is None:
+        return crypto.open_sealed(wrap_key, wrapped, _RECOVERY_LEGACY + organisation_id.bytes)
+    recovery_private = crypto.open_sealed(wrap_key, wrapped, _RECOVERY_PAIR + organisation_id.bytes)
+    return crypto.open_with(recovery_private, recovery_grant, _recovery_grant_aad(organisation_id))
+
+
+def integrity_tag(settings: Settings, purpose: bytes, *parts: bytes) -> bytes:
+    """A MAC under a server sub-key over length-prefixed parts: proof the service wrote them.
+
+    The database does not hold the key, so whoever can only write to the database cannot make
+    a tag for rows of their own; an operator holding the server key can.
+    """
+    mac = hmac.new(server_subkey(settings, "integrity"), purpose, hashlib.sha256)
+    for part in parts:
+        mac.update(len(part).to_bytes(4, "big"))
+        mac.update(part)
+    return mac.digest()
+
+
+def tag_matches(settings: Settings, tag: bytes | None, purpose: bytes, *parts: bytes) -> bool:
+    return tag is not None and hmac.compare_digest(tag, integrity_tag(settings, purpose, *parts))
 
 
 async def rewrap_member_key(

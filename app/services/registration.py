@@ -12,10 +12,10 @@ from app import crypto
 from app.config import Settings
 from app.errors import Conflict, NotFound
 from app.i18n import N_
-from app.models import Member, Membership, Organisation, TermsVersion
+from app.models import Member, Organisation, TermsVersion
 from app.models.base import utcnow
 from app.schemas.organisation import OrganisationCreate
-from app.services import deadlines, keys, mail, team
+from app.services import deadlines, grants, keys, mail, team
 from app.templating import render_mail
 
 
@@ -42,9 +42,9 @@ async def register_organisation(
         )
 
     org_keys = crypto.generate_keypair()
-    recovery_key = crypto.new_recovery_key()
-    token = secrets.token_urlsafe(32)
     organisation_id = uuid.uuid4()
+    recovery = keys.new_recovery(organisation_id)
+    token = secrets.token_urlsafe(32)
     organisation = Organisation(
         id=organisation_id,
         slug=data.slug,
@@ -54,17 +54,22 @@ async def register_organisation(
         email=email,
         email_verification_hash=_verification_hash(settings, token),
         public_key=org_keys.public,
-        recovery_wrapped_key=keys.wrap_with_recovery_key(
-            recovery_key, org_keys.private, organisation_id
+        key_version=1,
+        recovery_wrapped_key=recovery.wrapped_private_key,
+        recovery_public_key=recovery.public_key,
+        recovery_grant=keys.seal_recovery_grant(
+            recovery.public_key, org_keys.private, organisation_id
         ),
         # Registering accepts the terms in effect, whose version the form names.
         terms_version=await terms_in_effect(session),
         terms_accepted_at=utcnow(),
     )
+    grants.tag_organisation(settings, organisation)
     member = await team.new_member(settings, email, data.password)
-    membership = Membership(
-        organisation_id=organisation.id,
-        member_id=member.id,
+    membership = grants.new_membership(
+        settings,
+        organisation.id,
+        member,
         org_key_grant=keys.grant_org_key(
             org_keys.private, member.public_key, organisation.id, member.id
         ),
@@ -77,7 +82,7 @@ async def register_organisation(
     except IntegrityError as exc:  # a concurrent registration took the slug or e-mail
         raise Conflict(N_("This address or e-mail is already taken."), code="taken") from exc
     await _queue_verification_mail(session, settings, organisation, token)
-    return Registered(organisation=organisation, recovery_key=recovery_key)
+    return Registered(organisation=organisation, recovery_key=recovery.recovery_key)
 
 
 async def _queue_verification_mail(

@@ -5,12 +5,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import false, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from app import crypto
 from app.config import Settings
+from app.db import sqlite_write_lock
 from app.errors import InvalidInput, NotFound
 from app.i18n import N_
 from app.models import Attachment, Organisation, PurgedReport, Report, ReportMessage
@@ -22,7 +23,7 @@ from app.schemas.report import (
     ReportCreate,
     ReportSelfRead,
 )
-from app.services import attachments, deadlines, keys, mail
+from app.services import attachments, deadlines, grants, keys, mail
 from app.services.attachments import IncomingFile
 from app.templating import render_mail
 
@@ -128,9 +129,6 @@ async def submit_report(
         meeting_requested=data.meeting_requested,
         no_acknowledgement=data.no_acknowledgement,
         tracking_hash=_tracking_hash(settings, normalised),
-        key_for_organisation=crypto.seal_to(
-            organisation.public_key, report_key, aad(b"report-key", report_id)
-        ),
         key_for_whistleblower=crypto.seal(
             crypto.code_key(normalised, "tracking-wrap"), report_key, aad(b"report-key", report_id)
         ),
@@ -154,6 +152,13 @@ async def submit_report(
             )
     # Last: the number locks the organisation's row until commit, which serialises its reports.
     report.reference_number = await _next_reference_number(session, organisation, received_on.year)
+    # Sealed under that lock, which a key rotation's last step takes too: a report is never
+    # sealed to a key that was just retired.
+    grants.check_organisation_key(settings, organisation)
+    report.key_version = organisation.key_version
+    report.key_for_organisation = crypto.seal_to(
+        organisation.public_key, report_key, aad(b"report-key", report_id)
+    )
     session.add(report)
     await session.flush()
     uploaded_by = "member" if recorded is not None else "whistleblower"
@@ -168,19 +173,13 @@ async def _next_reference_number(
 
     Numbers of purged reports count too: a tombstone keeps its reference for good.
     """
-    connection = await session.connection()
-    if connection.dialect.name == "sqlite":
-        # FOR UPDATE is a no-op there and pysqlite reads outside a transaction until the first
-        # write: a write matching nothing takes the write lock, so two reports never share a
-        # number.
-        await session.execute(
-            update(Organisation)
-            .where(false())
-            .values(slug=Organisation.slug)
-            .execution_options(synchronize_session=False)
-        )
+    await sqlite_write_lock(session)  # so two reports never share a number there
+    # populate_existing: the organisation's key columns as they are under the lock.
     await session.execute(
-        select(Organisation.id).where(Organisation.id == organisation.id).with_for_update()
+        select(Organisation)
+        .where(Organisation.id == organisation.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     # A statement of its own after the lock: in PostgreSQL a statement sees what was committed
     # before it began, so read in the locking statement these would miss the report whose

@@ -1,8 +1,9 @@
 """The organisation's designated persons: invitations, grants of the organisation key, removal,
 password changes and recovery with the recovery key.
 
-A new person has no access to the reports until a person who holds the organisation key logs in
-and seals it to the newcomer's public key (a grant); the server alone cannot do it.
+A new person has no access to the reports until a person who holds the organisation key confirms
+them on the team page, which seals the key to the newcomer's public key (a grant, grants.py);
+the server alone cannot do it.
 """
 
 import secrets
@@ -15,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crypto
 from app.config import Settings
-from app.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from app.errors import Conflict, InvalidInput, KeyIntegrityFailure, NotFound, Unauthorized
 from app.i18n import N_
 from app.models import Invitation, Member, MemberSession, Membership, Organisation
 from app.models.base import utcnow
-from app.services import audit, billing, keys, mail
+from app.services import audit, billing, grants, keys, mail, rotation
 from app.services.auth import CurrentMember
 from app.templating import render_mail
 
@@ -32,6 +33,11 @@ class MemberRow:
     member_id: uuid.UUID
     email: str
     has_access: bool
+    # The fingerprint of the public key a grant would be sealed to; the person sees their own
+    # on their profile, so the two can be compared out of band before access is confirmed.
+    fingerprint: str
+    # False for a membership the service did not create (written into the database directly).
+    authentic: bool
     appointed_on: date | None
     instructed_on: date | None
     instruction_document: str
@@ -41,9 +47,11 @@ def _invitation_hash(settings: Settings, token: str) -> bytes:
     return keys.keyed_hash(settings, "invitation", token.encode())
 
 
-async def list_members(session: AsyncSession, organisation: Organisation) -> list[MemberRow]:
+async def list_members(
+    session: AsyncSession, settings: Settings, organisation: Organisation
+) -> list[MemberRow]:
     rows = await session.execute(
-        select(Membership, Member.email)
+        select(Membership, Member.email, Member.public_key)
         .join(Member, Member.id == Membership.member_id)
         .where(Membership.organisation_id == organisation.id)
         .order_by(Member.email)
@@ -53,11 +61,13 @@ async def list_members(session: AsyncSession, organisation: Organisation) -> lis
             member_id=membership.member_id,
             email=email,
             has_access=membership.org_key_grant is not None,
+            fingerprint=crypto.fingerprint(public_key),
+            authentic=grants.membership_is_authentic(settings, membership, public_key),
             appointed_on=membership.appointed_on,
             instructed_on=membership.instructed_on,
             instruction_document=membership.instruction_document,
         )
-        for membership, email in rows
+        for membership, email, public_key in rows
     ]
 
 
@@ -80,7 +90,7 @@ async def invite(
         )
         if already is not None:
             raise Conflict(N_("This person is already a designated person here."), field="email")
-        session.add(Membership(organisation_id=organisation.id, member_id=existing.id))
+        session.add(grants.new_membership(settings, organisation.id, existing))
         subject, text = render_mail(
             "member_added", organisation=organisation, link=_link(settings, "/login")
         )
@@ -131,17 +141,44 @@ async def find_invitation(session: AsyncSession, settings: Settings, token: str)
 async def accept_invitation(
     session: AsyncSession, settings: Settings, token: str, password: str
 ) -> Member:
-    """Create the invited person's account; access follows with a colleague's next login."""
+    """Create the invited person's account; access follows when a key holder confirms it."""
     invitation = await find_invitation(session, settings, token)
     if await session.scalar(select(Member.id).where(Member.email == invitation.email)):
         raise Conflict(N_("An account with this e-mail already exists."), code="email_taken")
     member = await new_member(settings, invitation.email, password)
     session.add(member)
     await session.flush()
-    session.add(Membership(organisation_id=invitation.organisation_id, member_id=member.id))
+    session.add(grants.new_membership(settings, invitation.organisation_id, member))
     invitation.accepted_at = utcnow()
     await session.flush()
+    await _ask_for_confirmation(session, settings, invitation, member)
     return member
+
+
+async def _ask_for_confirmation(
+    session: AsyncSession, settings: Settings, invitation: Invitation, member: Member
+) -> None:
+    """Tell the inviter (or, if they left, every key holder) that someone waits for access."""
+    organisation = await session.get_one(Organisation, invitation.organisation_id)
+    holders = (
+        select(Member.email)
+        .join(Membership, Membership.member_id == Member.id)
+        .where(Membership.organisation_id == organisation.id, Membership.org_key_grant.is_not(None))
+    )
+    recipients = list(await session.scalars(holders.where(Member.id == invitation.invited_by)))
+    if not recipients:
+        recipients = list(await session.scalars(holders))
+    subject, text = render_mail(
+        "access_waiting",
+        organisation=organisation,
+        email=member.email,
+        fingerprint=crypto.fingerprint(member.public_key),
+        link=_link(settings, f"/organisations/{organisation.slug}/team"),
+    )
+    for recipient in recipients:
+        await mail.enqueue(
+            session, settings, kind="access_waiting", to=recipient, subject=subject, text=text
+        )
 
 
 async def _membership(
@@ -158,15 +195,26 @@ async def _membership(
 
 
 async def remove_member(
-    session: AsyncSession, organisation: Organisation, actor: CurrentMember, member_id: uuid.UUID
-) -> None:
-    """Remove a person from the organisation; the last one cannot be removed."""
+    session: AsyncSession,
+    settings: Settings,
+    organisation: Organisation,
+    actor: CurrentMember,
+    member_id: uuid.UUID,
+) -> rotation.Job | None:
+    """Remove a person from the organisation; the last one cannot be removed.
+
+    A person who had access held the organisation key: it is rotated, so that their copy opens
+    none of the reports that come after (the job to finish after the commit is returned).
+    """
     count = await session.scalar(
         select(func.count()).where(Membership.organisation_id == organisation.id)
     )
     membership = await _membership(session, organisation, member_id)
     if (count or 0) <= 1:
         raise Conflict(N_("The last designated person cannot be removed."), code="last_member")
+    if await rotation.in_progress(session, organisation.id):
+        raise Conflict(grants.ROTATION_FIRST, code="key_rotation_in_progress")
+    had_access = membership.org_key_grant is not None
     await session.delete(membership)
     await audit.record(
         session,
@@ -176,6 +224,19 @@ async def remove_member(
         detail=str(member_id),
     )
     await session.flush()
+    if not had_access:
+        return None
+    return await rotation.start(session, settings, organisation, actor.member.id, actor.private_key)
+
+
+async def rotate_key(
+    session: AsyncSession, settings: Settings, organisation: Organisation, actor: CurrentMember
+) -> rotation.Job:
+    """Start a rotation of the organisation key, or take up one left unfinished."""
+    job = await rotation.resume(session, settings, organisation, actor.member.id, actor.private_key)
+    if job is not None:
+        return job
+    return await rotation.start(session, settings, organisation, actor.member.id, actor.private_key)
 
 
 async def record_appointment(
@@ -242,8 +303,8 @@ async def recover(
     """Regain access with the organisation's recovery key after every password is lost.
 
     The person gets a new key pair (the old private key is lost with the password) and a new
-    grant for this organisation; grants of other organisations were sealed to the old key and
-    wait for a colleague there to log in. Sessions end and TOTP is reset.
+    grant for this organisation; grants of other organisations were sealed to the old key, so a
+    key holder there must confirm the person again. Sessions end and TOTP is reset.
     """
     refused = InvalidInput(
         N_("The organisation, e-mail or recovery key does not match."), code="recovery_failed"
@@ -261,10 +322,16 @@ async def recover(
     organisation, member, membership = row
     try:
         org_private = keys.open_with_recovery_key(
-            recovery_key, organisation.recovery_wrapped_key, organisation.id
+            recovery_key,
+            organisation.recovery_wrapped_key,
+            organisation.id,
+            organisation.recovery_grant,
         )
     except crypto.CryptoError:
         raise refused from None
+    grants.check_organisation_key(settings, organisation)
+    if crypto.public_key_of(org_private) != organisation.public_key:
+        raise KeyIntegrityFailure()
     fresh = await keys.new_member_keys(settings, member.id, new_password)
     _set_password_keys(member, fresh)
     member.totp_secret = None
@@ -275,8 +342,14 @@ async def recover(
     )
     for other in others:
         other.org_key_grant = None
+        other.next_org_key_grant = None
+        grants.tag_membership(settings, other, fresh.public_key)
+    grants.tag_membership(settings, membership, fresh.public_key)
     membership.org_key_grant = keys.grant_org_key(
         org_private, fresh.public_key, organisation.id, member.id
+    )
+    membership.next_org_key_grant = await rotation.recovered_grant(
+        session, organisation, recovery_key, fresh.public_key, member.id
     )
     await session.execute(delete(MemberSession).where(MemberSession.member_id == member.id))
     await audit.record(
