@@ -345,6 +345,11 @@ MATRIX: dict[tuple[str, str], Call] = {
         member_page(303), form={"appointed_on": "2026-01-05"}
     ),
     ("POST", "/organisations/{slug}/team/{member_id}/remove"): Call(member_page(409), form={}),
+    # Confirming one's own access: 409, one has it already.
+    ("POST", "/api/v1/organisations/{slug}/members/{member_id}/grant"): Call(member_api(409)),
+    ("POST", "/organisations/{slug}/team/{member_id}/confirm"): Call(member_page(409), form={}),
+    ("POST", "/api/v1/organisations/{slug}/key-rotation"): Call(member_api(202)),
+    ("POST", "/organisations/{slug}/team/rotate-key"): Call(member_page(303), form={}),
     ("GET", "/api/v1/organisations/{slug}/export"): Call(member_api(200)),
     ("GET", "/organisations/{slug}/export"): Call(member_page(200)),
     ("POST", "/organisations/{slug}/export"): Call(member_page(200), form={"reason": REASON}),

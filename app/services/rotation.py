@@ -14,8 +14,9 @@ import hmac
 import logging
 import uuid
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crypto
@@ -178,17 +179,19 @@ async def _reseal_batch(session: AsyncSession, job: Job, new_public_key: bytes) 
             .limit(BATCH)
         )
     ).all()
-    for report_id, sealed in rows:
-        await session.execute(
-            update(Report)
-            # Conditional: two key holders resuming at once re-seal each report once.
-            .where(Report.id == report_id, Report.key_version == job.old_version)
-            .values(
-                key_for_organisation=_reseal(job, new_public_key, report_id, sealed),
-                key_version=job.old_version + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
+    if not rows:
+        return 0
+    table = cast(Table, Report.__table__)
+    # One executemany; conditional, so two key holders resuming at once re-seal each report once.
+    await session.execute(
+        update(table)
+        .where(table.c.id == bindparam("report_id"), table.c.key_version == job.old_version)
+        .values(key_for_organisation=bindparam("sealed"), key_version=job.old_version + 1),
+        [
+            {"report_id": report_id, "sealed": _reseal(job, new_public_key, report_id, sealed)}
+            for report_id, sealed in rows
+        ],
+    )
     return len(rows)
 
 
