@@ -180,9 +180,7 @@ async def test_an_organisation_key_swapped_by_sql_gets_no_report(
     attacker = crypto.generate_keypair()
     async with sessionmaker() as session, session.begin():
         await session.execute(
-            update(Organisation)
-            .where(Organisation.slug == slug)
-            .values(public_key=attacker.public)
+            update(Organisation).where(Organisation.slug == slug).values(public_key=attacker.public)
         )
     refused = await client.post(
         f"/api/v1/public/{slug}/reports", json={"description": "Something to hide."}
