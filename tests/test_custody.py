@@ -288,3 +288,28 @@ async def test_a_rotation_cut_off_half_way_leaves_every_report_readable_and_resu
         assert await session.get(KeyRotation, after.id) is None
     for item in items:
         assert (await client.get(f"/api/v1/cases/{item['id']}")).status_code == 200
+
+
+async def test_a_key_holder_who_leaves_by_themselves_takes_no_copy_of_the_new_key(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker
+) -> None:
+    first = await verified_organisation(client, sessionmaker)
+    second = await register(client)
+    slug = first["slug"]
+    await submit(client, slug)
+    leaver = await _add_key_holder(client, slug, first, second["email"])
+    kept_copy = await _organisation_key_of(sessionmaker, slug, second["email"])
+    await client.post("/api/v1/auth/logout")
+    await login(client, second["email"])
+    left = await client.delete(f"/api/v1/organisations/{slug}/members/{leaver}")
+    assert left.status_code == 204, left.text
+    await submit(client, slug)
+    after = await _organisation(sessionmaker, slug)
+    assert after.key_version == 2
+    assert not any(_opens(kept_copy, report) for report in await _reports(sessionmaker, after.id))
+    await client.post("/api/v1/auth/logout")
+    await login(client, first["email"])
+    items = (await client.get(f"/api/v1/cases?organisation={slug}")).json()["items"]
+    assert len(items) == 2
+    for item in items:
+        assert (await client.get(f"/api/v1/cases/{item['id']}", headers=REASON)).status_code == 200

@@ -72,8 +72,13 @@ async def start(
     organisation: Organisation,
     actor_id: uuid.UUID,
     actor_private_key: bytes,
+    *,
+    leaving: uuid.UUID | None = None,
 ) -> Job:
-    """Begin a rotation in the caller's transaction; `complete` finishes it after the commit."""
+    """Begin a rotation in the caller's transaction; `complete` finishes it after the commit.
+
+    `leaving` is a person being removed (possibly the actor): they get no copy of the new key.
+    """
     if await in_progress(session, organisation.id):
         raise Conflict(grants.ROTATION_FIRST, code="key_rotation_in_progress")
     grants.check_organisation_key(settings, organisation)
@@ -111,8 +116,10 @@ async def start(
     session.add(rotation)
     for membership, public_key in holders:
         # Only those who hold the key now and whose membership the service made get the new one.
-        if membership.org_key_grant is not None and grants.membership_is_authentic(
-            settings, membership, public_key
+        if (
+            membership.member_id != leaving
+            and membership.org_key_grant is not None
+            and grants.membership_is_authentic(settings, membership, public_key)
         ):
             membership.next_org_key_grant = keys.grant_org_key(
                 new.private, public_key, organisation.id, membership.member_id

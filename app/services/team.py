@@ -214,7 +214,11 @@ async def remove_member(
         raise Conflict(N_("The last designated person cannot be removed."), code="last_member")
     if await rotation.in_progress(session, organisation.id):
         raise Conflict(grants.ROTATION_FIRST, code="key_rotation_in_progress")
-    had_access = membership.org_key_grant is not None
+    job = None
+    if membership.org_key_grant is not None:
+        job = await rotation.start(
+            session, settings, organisation, actor.member.id, actor.private_key, leaving=member_id
+        )
     await session.delete(membership)
     await audit.record(
         session,
@@ -224,9 +228,7 @@ async def remove_member(
         detail=str(member_id),
     )
     await session.flush()
-    if not had_access:
-        return None
-    return await rotation.start(session, settings, organisation, actor.member.id, actor.private_key)
+    return job
 
 
 async def rotate_key(
