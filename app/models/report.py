@@ -5,6 +5,7 @@ from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Unique
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UUIDPrimaryKey, utcnow
+from app.vocabulary import CaseStatus, Channel
 
 
 class Report(UUIDPrimaryKey, Base):
@@ -23,8 +24,8 @@ class Report(UUIDPrimaryKey, Base):
     # Per organisation and year, e.g. 2026-0007.
     reference_year: Mapped[int] = mapped_column(Integer)
     reference_number: Mapped[int] = mapped_column(Integer)
-    channel: Mapped[str] = mapped_column(String(20), default="web")
-    status: Mapped[str] = mapped_column(String(20), default="received")
+    channel: Mapped[str] = mapped_column(String(20), default=Channel.WEB)
+    status: Mapped[str] = mapped_column(String(20), default=CaseStatus.RECEIVED)
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     acknowledgement_due_on: Mapped[date | None]
     assessment_due_on: Mapped[date]

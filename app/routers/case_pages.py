@@ -6,7 +6,7 @@ The HTML twin of api_cases.py: every page and form calls the same service functi
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
-from typing import Annotated, Any, TypeVar, get_args
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,7 +25,6 @@ from app.schemas.case import (
     AccessReason,
     AcknowledgeRequest,
     BodyRequest,
-    Channel,
     DecisionRequest,
     ExtendRequest,
     IdentityUpdate,
@@ -37,6 +36,22 @@ from app.schemas.report import CATEGORIES, RELATIONSHIPS
 from app.services import attachments, cases, deadlines, reports
 from app.services.auth import CurrentMember
 from app.templating import redirect, render, request_language, url_in_language
+from app.vocabulary import (
+    CASE_ACTION_LABELS,
+    CHANNEL_LABELS,
+    CONSENT_LABELS,
+    DETAIL_LABELS,
+    DETAIL_SHOWN,
+    OPEN_STATUSES,
+    OUTCOME_LABELS,
+    RECORDED_CHANNELS,
+    STATUS_LABELS,
+    TRIAGE_LABELS,
+    WAIVE_REASON_LABELS,
+    Completeness,
+    Priority,
+    RetaliationRisk,
+)
 
 router = APIRouter(include_in_schema=False)
 CsrfChecked = Depends(require_csrf)
@@ -44,36 +59,6 @@ Model = TypeVar("Model", bound=BaseModel)
 # Generous limits on the raw form; the schemas give the precise ones.
 RAW_TEXT = 20000
 
-STATUSES = {
-    "received": N_("Received"),
-    "acknowledged": N_("Acknowledged"),
-    "assessed": N_("Assessed"),
-    "closed": N_("Closed"),
-}
-OUTCOMES = {
-    "valid": N_("Valid"),
-    "not_valid": N_("Not valid"),
-    "not_a_report": N_("Not a report under the Act"),
-}
-CHANNELS = {
-    "web": N_("Web form"),
-    "phone": N_("Telephone"),
-    "telephone": N_("Telephone"),
-    "in_person": N_("In person"),
-    "post": N_("Post"),
-    "oral": N_("Orally, another way"),
-}
-# The channels of a report a designated person takes down, in the order the form offers them.
-RECORDED_CHANNELS = get_args(Channel)
-CONSENT = {
-    "true": N_("Yes, the whistleblower consented to an audio recording"),
-    "false": N_("No, the whistleblower did not consent: a written record only"),
-    "": N_("Not asked (a letter, or the question did not arise)"),
-}
-WAIVE_REASONS = {
-    "whistleblower_asked": N_("The whistleblower asked not to be sent an acknowledgement"),
-    "would_reveal_identity": N_("An acknowledgement would reveal the whistleblower's identity"),
-}
 DONE = {
     "acknowledged": N_("Receipt acknowledged: the message was sent to the whistleblower."),
     "waived": N_("The acknowledgement was waived and its reason recorded."),
@@ -90,29 +75,6 @@ DONE = {
     "triage": N_("The triage was recorded."),
     "meeting": N_("The meeting was planned and the whistleblower was told."),
 }
-# The case's timeline in words; insight_pages.ACTIONS names the same actions for the audit page.
-CASE_ACTIONS = {
-    "case.read": N_("Opened the case"),
-    "case.acknowledge": N_("Acknowledged receipt"),
-    "case.acknowledgement_waived": N_("Waived the acknowledgement"),
-    "case.extend": N_("Extended the deadline"),
-    "case.decision": N_("Recorded the outcome"),
-    "case.measures": N_("Recorded the measures"),
-    "case.message": N_("Wrote to the whistleblower"),
-    "case.note": N_("Added an internal note"),
-    "case.close": N_("Closed the case"),
-    "case.file": N_("Downloaded a file"),
-    "case.record": N_("Recorded a report received in another way"),
-    "case.record_comments": N_("Stored the whistleblower's comments on the record"),
-    "case.identity": N_("Recorded the whistleblower's identity"),
-    "case.meeting": N_("Planned the personal meeting"),
-    "case.triage": N_("Recorded the triage"),
-    "case.legal_hold": N_("Put the case on legal hold"),
-    "case.legal_hold_released": N_("Released the legal hold"),
-}
-# Events whose detail the timeline shows: the reason of access and values chosen from a list.
-# Other details (a file's id, say) say nothing useful and are left to the audit page.
-DETAIL_SHOWN = {"case.read", "case.decision", "case.acknowledgement_waived", "case.record"}
 INVALID = {
     AccessReason: N_("Write the reason for opening the case (3 to 500 characters)."),
     AcknowledgeRequest: N_("Write the acknowledgement (at most 20,000 characters)."),
@@ -157,9 +119,9 @@ def _local_moment(value: datetime) -> str:
 
 def _labels() -> dict[str, Any]:
     return {
-        "statuses": STATUSES,
-        "outcomes": OUTCOMES,
-        "channels": CHANNELS,
+        "statuses": STATUS_LABELS,
+        "outcomes": OUTCOME_LABELS,
+        "channels": CHANNEL_LABELS,
         "local_date": deadlines.local_date,
         "today": _today(),
     }
@@ -242,19 +204,25 @@ async def _case_page(
             "summary": case,
             "received_on": received_on,
             "acknowledgement_text": acknowledgement,
-            "decision_texts": {outcome: cases.bilingual(outcome) for outcome in OUTCOMES},
+            "decision_texts": {outcome: cases.bilingual(outcome) for outcome in OUTCOME_LABELS},
             "external_channel": cases.EXTERNAL_CHANNEL,
-            "waive_reasons": WAIVE_REASONS,
+            "waive_reasons": WAIVE_REASON_LABELS,
             "categories": CATEGORIES,
             "relationships": RELATIONSHIPS,
             "max_extensions": deadlines.CZECH.max_extensions,
             "can_extend": case.extensions < deadlines.CZECH.max_extensions,
-            "open_statuses": cases.OPEN_STATUSES,
-            "consent": CONSENT,
+            "open_statuses": OPEN_STATUSES,
+            "consent": CONSENT_LABELS,
+            "triage": {
+                "priority": list(Priority),
+                "completeness": list(Completeness),
+                "retaliation_risk": list(RetaliationRisk),
+                "labels": TRIAGE_LABELS,
+            },
             "events": await cases.timeline(session, access, report),
-            "case_actions": CASE_ACTIONS,
+            "case_actions": CASE_ACTION_LABELS,
             "detail_shown": DETAIL_SHOWN,
-            "detail_labels": {**OUTCOMES, **WAIVE_REASONS, **CHANNELS},
+            "detail_labels": DETAIL_LABELS,
             "local_moment": _local_moment,
         },
         status_code=status_code,
@@ -279,9 +247,9 @@ def _record_page(
             "created": None,
             "values": values or defaults,
             "errors": errors or {},
-            "channels": CHANNELS,
+            "channels": CHANNEL_LABELS,
             "recorded_channels": RECORDED_CHANNELS,
-            "consent": CONSENT,
+            "consent": CONSENT_LABELS,
             "categories": CATEGORIES,
             "relationships": RELATIONSHIPS,
             "max_files": settings.max_files,

@@ -10,10 +10,10 @@ from app import i18n
 from app.db import SessionDep
 from app.deps import CurrentMemberDep
 from app.i18n import N_, gettext
-from app.routers.case_pages import CASE_ACTIONS, CHANNELS, OUTCOMES
 from app.schemas.report import CATEGORIES
 from app.services import cases, charts, organisations, statistics
 from app.templating import render, request_language
+from app.vocabulary import AUDIT_ACTION_LABELS, CHANNEL_LABELS, OUTCOME_LABELS, TRIAGE_LABELS
 
 router = APIRouter(include_in_schema=False)
 
@@ -21,20 +21,8 @@ MONTHS = (
     N_("January"), N_("February"), N_("March"), N_("April"), N_("May"), N_("June"), N_("July"),
     N_("August"), N_("September"), N_("October"), N_("November"), N_("December"),
 )  # fmt: skip
-OUTCOME_LABELS = {**OUTCOMES, "pending": N_("Pending")}
+OUTCOMES_OR_PENDING = {**OUTCOME_LABELS, "pending": N_("Pending")}
 AREA_LABELS = {**CATEGORIES, statistics.NO_AREA: N_("Not given")}
-ACTIONS = {
-    **CASE_ACTIONS,
-    "case.triage": N_("Recorded the triage"),
-    "register.export": N_("Exported the register"),
-    "organisation.export": N_("Exported all data"),
-    "stats.read": N_("Viewed the statistics"),
-    "member.invite": N_("Invited a designated person"),
-    "member.grant": N_("Granted access to the reports"),
-    "member.remove": N_("Removed a designated person"),
-    "member.appointment": N_("Recorded an appointment"),
-    "member.recover": N_("Restored access with the recovery key"),
-}
 
 
 def _labelled(counts: dict[str, int], labels: dict[str, str]) -> list[tuple[str, int]]:
@@ -45,15 +33,6 @@ def _labelled(counts: dict[str, int], labels: dict[str, str]) -> list[tuple[str,
 def _chart(title: str, rows: list[tuple[str, int]]) -> Markup:
     # The chart escapes every label itself.
     return Markup(charts.bar_chart(title, [label for label, _ in rows], [n for _, n in rows]))  # noqa: S704
-
-
-TRIAGE_LABELS = {
-    "low": N_("Low"),
-    "normal": N_("Normal"),
-    "medium": N_("Medium"),
-    "high": N_("High"),
-    "not_triaged": N_("Not triaged yet"),
-}
 
 
 @router.get("/organisations/{slug}/statistics", response_class=HTMLResponse)
@@ -71,9 +50,9 @@ async def show_statistics(
     months = [(gettext(month), n) for month, n in zip(MONTHS, figures.per_month, strict=True)]
     sections = [
         (N_("Cases per month"), months),
-        (N_("Cases per channel"), _labelled(figures.per_channel, CHANNELS)),
+        (N_("Cases per channel"), _labelled(figures.per_channel, CHANNEL_LABELS)),
         (N_("Cases per area"), _labelled(figures.per_area, AREA_LABELS)),
-        (N_("Cases per outcome"), _labelled(figures.per_outcome, OUTCOME_LABELS)),
+        (N_("Cases per outcome"), _labelled(figures.per_outcome, OUTCOMES_OR_PENDING)),
         (N_("Cases per priority"), _labelled(figures.per_priority, TRIAGE_LABELS)),
         (
             N_("Cases per risk of retaliation"),
@@ -100,5 +79,7 @@ async def show_audit(
     organisation = await organisations.member_organisation(session, current.member.id, slug)
     log = await statistics.audit_log(session, organisation)
     return render(
-        request, "admin/audit.html", {"organisation": organisation, "log": log, "actions": ACTIONS}
+        request,
+        "admin/audit.html",
+        {"organisation": organisation, "log": log, "actions": AUDIT_ACTION_LABELS},
     )

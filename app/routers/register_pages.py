@@ -11,6 +11,7 @@ from app.errors import AppError
 from app.routers.api_register import csv_response
 from app.services import cases, register
 from app.templating import render, request_language
+from app.vocabulary import OUTCOME_LABELS
 
 # Not /register: that is where an organisation signs up.
 PATH = "/register-of-reports"
@@ -35,7 +36,7 @@ def _page(
             "rows": rows,
             "values": {"reason": "", "organisation": "", "format": "table", **(values or {})},
             "error": error,
-            "outcomes": register.OUTCOMES,
+            "outcomes": OUTCOME_LABELS,
         },
         status_code=status_code,
     )

@@ -1,12 +1,19 @@
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from app.schemas.report import AttachmentRead, MessageRead, ReportCreate
+from app.vocabulary import (
+    Completeness,
+    Outcome,
+    Priority,
+    RecordedChannel,
+    RetaliationRisk,
+    WaiveReason,
+)
 
-Outcome = Literal["valid", "not_valid", "not_a_report"]
 Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
 OptionalBody = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
@@ -34,9 +41,6 @@ class CaseSummary(BaseModel):
     legal_hold: bool
 
 
-Channel = Literal["telephone", "in_person", "post", "oral"]
-
-
 class RecordRead(BaseModel):
     """The record of a report taken down by a designated person."""
 
@@ -49,7 +53,7 @@ class RecordRead(BaseModel):
 class RecordedReportCreate(ReportCreate):
     """A report received by telephone, in person or by post, recorded by a designated person."""
 
-    channel: Channel
+    channel: RecordedChannel
     received_on: date | None = None
     recording_consent: bool | None = None
 
@@ -84,9 +88,9 @@ class Triage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    priority: Literal["low", "normal", "high"] = "normal"
-    completeness: Literal["complete", "needs_more_information"] = "complete"
-    retaliation_risk: Literal["low", "medium", "high"] = "low"
+    priority: Priority = Priority.NORMAL
+    completeness: Completeness = Completeness.COMPLETE
+    retaliation_risk: RetaliationRisk = RetaliationRisk.LOW
     protection_plan: OptionalBody = ""
 
 
@@ -125,7 +129,7 @@ class AcknowledgeRequest(BaseModel):
 
     message: OptionalBody = ""
     # Instead of acknowledging: one of the two statutory reasons not to.
-    waive: Literal["whistleblower_asked", "would_reveal_identity"] | None = None
+    waive: WaiveReason | None = None
 
 
 class LegalHoldRequest(BaseModel):

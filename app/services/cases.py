@@ -45,10 +45,10 @@ from app.services import audit, deadlines, grants, mail, reports, retention
 from app.services.attachments import IncomingFile
 from app.services.auth import CurrentMember
 from app.templating import render_mail
+from app.vocabulary import OPEN_STATUSES
 
 EXTERNAL_CHANNEL = "https://oznamovatel.justice.cz/"
 CASE_NOT_FOUND = N_("No such case.")
-OPEN_STATUSES = ("received", "acknowledged")
 PRAGUE = ZoneInfo(deadlines.CZECH.timezone)
 _Row = TypeVarTuple("_Row")
 

@@ -19,22 +19,23 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import i18n
-from app.i18n import N_
 from app.models import Attachment, AuditEvent, Member, PurgedReport, Report, ReportMessage
 from app.models.base import utcnow
-from app.routers.case_pages import (
-    CASE_ACTIONS,
-    CHANNELS,
-    DETAIL_SHOWN,
-    OUTCOMES,
-    STATUSES,
-    WAIVE_REASONS,
-)
 from app.schemas.case import CaseRead
 from app.schemas.report import CATEGORIES, RELATIONSHIPS
 from app.services import attachments, audit, cases, deadlines, register
 from app.services.auth import CurrentMember
 from app.templating import environment
+from app.vocabulary import (
+    CASE_ACTION_LABELS,
+    CHANNEL_LABELS,
+    DETAIL_LABELS,
+    DETAIL_SHOWN,
+    OUTCOME_LABELS,
+    STATUS_LABELS,
+    TRIAGE_LABELS,
+    WAIVE_REASON_LABELS,
+)
 
 ACTION = "organisation.export"
 AUDIT_BATCH = 1000
@@ -42,14 +43,6 @@ TIMELINE_LIMIT = 100_000
 MAX_NAME_LENGTH = 100
 # Regular files, readable by all, when the archive is unpacked on Unix.
 FILE_MODE = 0o644 << 16
-TRIAGE_LABELS = {
-    "low": N_("Low"),
-    "normal": N_("Normal"),
-    "medium": N_("Medium"),
-    "high": N_("High"),
-    "complete": N_("Complete"),
-    "needs_more_information": N_("Needs more information"),
-}
 
 
 @dataclass(frozen=True)
@@ -253,15 +246,15 @@ async def _case(
         emails=emails,
         paths=paths,
         made_at=made_at,
-        statuses=STATUSES,
-        outcomes=OUTCOMES,
-        channels=CHANNELS,
-        waive_reasons=WAIVE_REASONS,
+        statuses=STATUS_LABELS,
+        outcomes=OUTCOME_LABELS,
+        channels=CHANNEL_LABELS,
+        waive_reasons=WAIVE_REASON_LABELS,
         categories=CATEGORIES,
         relationships=RELATIONSHIPS,
-        case_actions=CASE_ACTIONS,
+        case_actions=CASE_ACTION_LABELS,
         detail_shown=DETAIL_SHOWN,
-        detail_labels={**OUTCOMES, **WAIVE_REASONS, **CHANNELS},
+        detail_labels=DETAIL_LABELS,
         triage_labels=TRIAGE_LABELS,
         prague=cases.PRAGUE,
     )

@@ -21,6 +21,7 @@ from app.models import Report
 from app.services import audit, deadlines, reports
 from app.services.auth import CurrentMember
 from app.services.cases import CaseAccess, report_key
+from app.vocabulary import OUTCOME_LABELS
 
 SUMMARY_LENGTH = 300
 MIN_REASON_LENGTH = 3
@@ -29,11 +30,6 @@ CSV_DATE_FORMAT = "%d.%m.%Y"
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
-OUTCOMES = {
-    "valid": N_("Valid"),
-    "not_valid": N_("Not valid"),
-    "not_a_report": N_("Not a report under the Act"),
-}
 COLUMNS = (
     N_("Organisation"),
     N_("Reference"),
@@ -143,7 +139,7 @@ async def export(
 def outcome_label(outcome: str | None, language: str) -> str:
     if outcome is None:
         return ""
-    return i18n.translations(language).ugettext(OUTCOMES.get(outcome, outcome))
+    return i18n.translations(language).ugettext(OUTCOME_LABELS.get(outcome, outcome))
 
 
 def _cell(value: str | date | None) -> str:

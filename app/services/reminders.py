@@ -17,10 +17,10 @@ from app.models import DeadlineReminder, Member, Membership, Organisation, Repor
 from app.models.base import utcnow
 from app.services import deadlines, mail
 from app.templating import render_mail
+from app.vocabulary import OPEN_STATUSES
 
 logger = logging.getLogger("pistalka.reminders")
 DAYS_BEFORE = 2
-OPEN_STATUSES = ("received", "acknowledged")
 
 
 def due_reminders(report: Report, today: date) -> list[tuple[str, date, str]]:
