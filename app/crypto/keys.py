@@ -2,7 +2,9 @@
 
 Private key bytes: 64-byte ML-KEM seed || 32-byte X25519 private key (96 bytes).
 Public key bytes: 1184-byte ML-KEM public key || 32-byte X25519 public key (1216 bytes).
-Ciphertext: ``0x01 || HPKE single-shot ciphertext``, info = ``b"pistalka/v1|" + aad``.
+Ciphertext: ``version || HPKE single-shot ciphertext``, info = ``b"pistalka/v2|" + aad`` for
+version 2 (written now) and ``b"pistalka/v1|" + aad`` for version 1 (still read): the info
+names the version byte, so a changed version byte makes the ciphertext fail to open.
 
 Key bytes of the wrong length or encoding are a caller bug and raise ValueError; a ciphertext that
 does not open (wrong key, wrong aad, tampering, unknown version) raises CryptoError.
@@ -16,7 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 
-from app.crypto.aead import VERSION, VERSION_BYTE
+from app.crypto.aead import LEGACY_VERSION, VERSION, VERSION_BYTE
 from app.crypto.errors import CryptoError
 
 MLKEM_SEED_SIZE = 64
@@ -24,7 +26,7 @@ MLKEM_PUBLIC_SIZE = 1184
 X25519_SIZE = 32
 PRIVATE_KEY_SIZE = MLKEM_SEED_SIZE + X25519_SIZE  # 96
 PUBLIC_KEY_SIZE = MLKEM_PUBLIC_SIZE + X25519_SIZE  # 1216
-INFO_PREFIX = b"pistalka/v1|"
+INFO_PREFIXES = {LEGACY_VERSION: b"pistalka/v1|", VERSION: b"pistalka/v2|"}
 
 _SUITE = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 
@@ -75,7 +77,7 @@ def public_key_of(private: bytes) -> bytes:
 def seal_to(public: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """Encrypt ``plaintext`` to the holder of ``public``'s private key, binding ``aad``."""
     key = _load_public(public)
-    return VERSION_BYTE + _SUITE.encrypt(plaintext, key, info=INFO_PREFIX + aad)
+    return VERSION_BYTE + _SUITE.encrypt(plaintext, key, info=INFO_PREFIXES[VERSION] + aad)
 
 
 def open_with(private: bytes, blob: bytes, aad: bytes) -> bytes:
@@ -83,10 +85,11 @@ def open_with(private: bytes, blob: bytes, aad: bytes) -> bytes:
     key = _load_private(private)
     if not blob:
         raise CryptoError("ciphertext too short")
-    if blob[0] != VERSION:
+    prefix = INFO_PREFIXES.get(blob[0])
+    if prefix is None:
         raise CryptoError("unknown ciphertext version")
     try:
-        return _SUITE.decrypt(blob[1:], key, info=INFO_PREFIX + aad)
+        return _SUITE.decrypt(blob[1:], key, info=prefix + aad)
     except (InvalidTag, ValueError):
         raise CryptoError("decryption failed") from None
 

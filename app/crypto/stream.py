@@ -1,9 +1,11 @@
 """Chunked, streaming AES-256-GCM for files, in constant memory.
 
 Each plaintext chunk (``chunk_size`` bytes, the last one shorter or, for an empty file, empty) is
-sealed separately as ``0x01 || nonce(12) || ciphertext+tag`` under the report key, with associated
-data ``aad || index (8 bytes, big-endian) || final flag (1 byte)``. The index stops reordering,
-dropping and splicing; the final flag stops truncation and extension; ``aad`` binds report and file.
+sealed separately as ``version || nonce(12) || ciphertext+tag`` under the report key, with
+associated data ``aad || index (8 bytes, big-endian) || final flag (1 byte)``, preceded by the
+version byte from version 2 on (version 1 chunks, still read, did not authenticate it). The index
+stops reordering, dropping and splicing; the final flag stops truncation and extension; ``aad``
+binds report and file.
 
 ``decrypt_stream`` yields each chunk as soon as it is authentic, before the end of the stream is
 known: a consumer must treat the output as provisional until the iterator finishes without
@@ -16,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from app.crypto.aead import NONCE_SIZE, OVERHEAD, VERSION, VERSION_BYTE, check_key
+from app.crypto.aead import NONCE_SIZE, OVERHEAD, VERSION, VERSION_BYTE, check_key, versioned_aad
 from app.crypto.errors import CryptoError
 
 CHUNK_SIZE = 64 * 1024
@@ -28,15 +30,16 @@ def sealed_chunk_size(chunk_size: int = CHUNK_SIZE) -> int:
     return chunk_size + OVERHEAD
 
 
-def _chunk_aad(aad: bytes, index: int, final: bool) -> bytes:
+def _chunk_aad(version: int, aad: bytes, index: int, final: bool) -> bytes:
     if index >= MAX_CHUNKS:
         raise CryptoError("stream too long")
-    return aad + index.to_bytes(8, "big") + (b"\x01" if final else b"\x00")
+    return versioned_aad(version, aad + index.to_bytes(8, "big") + (b"\x01" if final else b"\x00"))
 
 
 def _seal_chunk(aead: AESGCM, plaintext: bytes, aad: bytes, index: int, final: bool) -> bytes:
     nonce = secrets.token_bytes(NONCE_SIZE)
-    return VERSION_BYTE + nonce + aead.encrypt(nonce, plaintext, _chunk_aad(aad, index, final))
+    associated = _chunk_aad(VERSION, aad, index, final)
+    return VERSION_BYTE + nonce + aead.encrypt(nonce, plaintext, associated)
 
 
 def encrypt_stream(
@@ -69,11 +72,10 @@ def encrypt_stream(
 def _open_chunk(aead: AESGCM, sealed: bytes, aad: bytes, index: int, final: bool) -> bytes:
     if len(sealed) < OVERHEAD:
         raise CryptoError("chunk too short")
-    if sealed[0] != VERSION:
-        raise CryptoError("unknown ciphertext version")
+    associated = _chunk_aad(sealed[0], aad, index, final)
     nonce = sealed[1 : 1 + NONCE_SIZE]
     try:
-        return aead.decrypt(nonce, sealed[1 + NONCE_SIZE :], _chunk_aad(aad, index, final))
+        return aead.decrypt(nonce, sealed[1 + NONCE_SIZE :], associated)
     except InvalidTag:
         raise CryptoError("chunk authentication failed") from None
 

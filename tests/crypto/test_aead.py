@@ -10,7 +10,7 @@ AAD = b"report|1"
 def test_round_trip() -> None:
     for plaintext in (b"", b"x", b"hello" * 1000):
         blob = crypto.seal(KEY, plaintext, AAD)
-        assert blob[0] == crypto.VERSION == 1
+        assert blob[0] == crypto.VERSION == 2
         assert len(blob) == len(plaintext) + 29
         assert crypto.open_sealed(KEY, blob, AAD) == plaintext
 
@@ -46,7 +46,7 @@ def test_flipped_bit_anywhere_fails() -> None:
 
 def test_unknown_version_fails() -> None:
     blob = crypto.seal(KEY, b"secret", AAD)
-    for version in (0, 2, 255):
+    for version in (0, 3, 255):
         with pytest.raises(crypto.CryptoError, match="version"):
             crypto.open_sealed(KEY, bytes([version]) + blob[1:], AAD)
 

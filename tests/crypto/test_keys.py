@@ -58,7 +58,7 @@ def test_unknown_version_and_short_input_fail() -> None:
     pair = crypto.generate_keypair()
     blob = crypto.seal_to(pair.public, b"report key", AAD)
     with pytest.raises(crypto.CryptoError, match="version"):
-        crypto.open_with(pair.private, b"\x02" + blob[1:], AAD)
+        crypto.open_with(pair.private, b"\x03" + blob[1:], AAD)
     for bad in (b"", b"\x01", blob[:100], blob[:-1]):
         with pytest.raises(crypto.CryptoError):
             crypto.open_with(pair.private, bad, AAD)

@@ -139,7 +139,7 @@ def test_wrong_key_fails() -> None:
 def test_unknown_version_and_short_chunk_fail() -> None:
     chunks = _seal(_data(SIZE))
     with pytest.raises(crypto.CryptoError, match="version"):
-        _open([b"\x02" + chunks[0][1:]])
+        _open([b"\x03" + chunks[0][1:]])
     with pytest.raises(crypto.CryptoError):
         _open([chunks[0][:28]])
 
