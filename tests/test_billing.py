@@ -23,6 +23,7 @@ from app.main import create_app
 from app.models import Invoice, Order, Organisation, OutboxMail, Plan, Subscription
 from app.models.base import utcnow
 from app.services import billing, leaving, mail
+from app.services.billing import renewals
 from tests.browser import ServerThread, free_port
 from tests.factories import login, verified_organisation
 from tests.fake_gopay import FakeGoPay
@@ -556,7 +557,7 @@ async def test_a_failure_after_the_renewal_charge_does_not_charge_again(
     def broken(document: object) -> bytes:
         raise RuntimeError(quoted)
 
-    monkeypatch.setattr(billing, "render_invoice", broken)
+    monkeypatch.setattr(renewals, "render_invoice", broken)
     with caplog.at_level(logging.ERROR, logger="pistalka.billing"):
         assert await billing.renew_due(sessionmaker, configured, due) == 0
     assert "renewal failed: RuntimeError" in caplog.text
@@ -587,7 +588,7 @@ async def test_a_renewal_charge_without_an_answer_waits_for_the_notification(
         _, subscription = await _recurring(http, sessionmaker, fake_gopay)
     due = subscription.paid_until
     await _clear_outbox(sessionmaker)
-    monkeypatch.setattr(billing, "GATEWAY_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(renewals, "GATEWAY_TIMEOUT_SECONDS", 0.5)
     fake_gopay.answer_next_recurrence_late(3)
 
     assert await billing.renew_due(sessionmaker, configured, due) == 0
@@ -1098,7 +1099,7 @@ async def test_an_organisation_cancelled_with_its_recurrence_running_is_not_char
     assert await billing.renew_due(sessionmaker, configured, subscription.paid_until) == 0
     # Nor when the cancellation comes after renew_due listed the subscription.
     async with sessionmaker() as session, session.begin():
-        assert await billing._begin_renewal(session, subscription.id) is None
+        assert await renewals._begin_renewal(session, subscription.id) is None
     assert fake_gopay.recurrence_charges == 0
     assert await _renewals(sessionmaker, subscription) == []
     assert (await _subscription(sessionmaker, subscription.id)).paid_until == (

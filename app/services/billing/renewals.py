@@ -1,12 +1,3 @@
-"""Subscriptions as the terms describe them: a free plan, paid plans ordered for 12 months or
-for 24 months with a recurring card payment, proforma invoices through the sales department,
-invoices at every payment. No refund: stopping or cancelling keeps the plan to the end of the
-paid period.
-
-A plan's limits never block receiving a report or meeting a deadline: they bound the team and
-the websites that embed the form, nothing the Act requires.
-"""
-
 import calendar
 import json
 import logging
