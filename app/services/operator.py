@@ -36,7 +36,7 @@ from app.models import (
     TermsVersion,
 )
 from app.models.base import utcnow
-from app.services import audit, auth, deadlines, keys, leaving, mail
+from app.services import audit, auth, deadlines, keys, leaving, mail, passwords
 from app.templating import render_mail
 
 TERMS_NOTICE_DAYS = 15
@@ -80,6 +80,7 @@ async def create_operator(
         raise InvalidInput(N_("Enter a valid e-mail address."), field="email")
     if not 12 <= len(password) <= 256:
         raise InvalidInput(N_("The password must have 12 to 256 characters."), field="password")
+    await passwords.check_password(password, email)
     if await session.scalar(select(Operator.id).where(Operator.email == email)):
         raise Conflict(N_("An account with this e-mail already exists."), code="email_taken")
     operator_id = uuid.uuid4()

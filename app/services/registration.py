@@ -15,7 +15,7 @@ from app.i18n import N_
 from app.models import Member, Organisation, TermsVersion
 from app.models.base import utcnow
 from app.schemas.organisation import OrganisationCreate
-from app.services import deadlines, grants, keys, mail, team
+from app.services import deadlines, grants, keys, mail, passwords, team
 from app.templating import render_mail
 
 
@@ -34,6 +34,7 @@ async def register_organisation(
 ) -> Registered:
     """Create the organisation, its key pair, its first designated person and recovery key."""
     email = data.email.lower()
+    await passwords.check_password(data.password, email, data.name)
     if await session.scalar(select(Organisation.id).where(Organisation.slug == data.slug)):
         raise Conflict(N_("This address is already taken."), code="slug_taken", field="slug")
     if await session.scalar(select(Member.id).where(Member.email == email)):

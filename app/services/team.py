@@ -20,7 +20,7 @@ from app.errors import Conflict, InvalidInput, KeyIntegrityFailure, NotFound, Un
 from app.i18n import N_
 from app.models import Invitation, Member, MemberSession, Membership, Organisation
 from app.models.base import utcnow
-from app.services import audit, billing, grants, keys, mail, rotation
+from app.services import audit, billing, grants, keys, mail, passwords, rotation
 from app.services.auth import CurrentMember
 from app.templating import render_mail
 
@@ -143,6 +143,7 @@ async def accept_invitation(
 ) -> Member:
     """Create the invited person's account; access follows when a key holder confirms it."""
     invitation = await find_invitation(session, settings, token)
+    await passwords.check_password(password, invitation.email)
     if await session.scalar(select(Member.id).where(Member.email == invitation.email)):
         raise Conflict(N_("An account with this e-mail already exists."), code="email_taken")
     member = await new_member(settings, invitation.email, password)
@@ -275,6 +276,7 @@ async def change_password(
     )
     if not crypto.verify_equal(derived.verifier, member.password_verifier):
         raise Unauthorized(N_("The current password is wrong."), code="invalid_credentials")
+    await passwords.check_password(new, member.email, field="new_password")
     _set_password_keys(
         member, await keys.rewrap_member_key(settings, member.id, current.private_key, new)
     )
@@ -334,6 +336,9 @@ async def recover(
     grants.check_organisation_key(settings, organisation)
     if crypto.public_key_of(org_private) != organisation.public_key:
         raise KeyIntegrityFailure()
+    await passwords.check_password(
+        new_password, member.email, organisation.name, field="new_password"
+    )
     fresh = await keys.new_member_keys(settings, member.id, new_password)
     _set_password_keys(member, fresh)
     member.totp_secret = None
