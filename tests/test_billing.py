@@ -23,7 +23,7 @@ from app.main import create_app
 from app.models import Invoice, Order, Organisation, OutboxMail, Plan, Subscription
 from app.models.base import utcnow
 from app.services import billing, leaving, mail
-from app.services.billing import renewals
+from app.services.billing import invoices, plans, renewals
 from tests.browser import ServerThread, free_port
 from tests.factories import login, verified_organisation
 from tests.fake_gopay import FakeGoPay
@@ -557,7 +557,7 @@ async def test_a_failure_after_the_renewal_charge_does_not_charge_again(
     def broken(document: object) -> bytes:
         raise RuntimeError(quoted)
 
-    monkeypatch.setattr(renewals, "render_invoice", broken)
+    monkeypatch.setattr(invoices, "render_invoice", broken)
     with caplog.at_level(logging.ERROR, logger="pistalka.billing"):
         assert await billing.renew_due(sessionmaker, configured, due) == 0
     assert "renewal failed: RuntimeError" in caplog.text
@@ -588,7 +588,7 @@ async def test_a_renewal_charge_without_an_answer_waits_for_the_notification(
         _, subscription = await _recurring(http, sessionmaker, fake_gopay)
     due = subscription.paid_until
     await _clear_outbox(sessionmaker)
-    monkeypatch.setattr(renewals, "GATEWAY_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(plans, "GATEWAY_TIMEOUT_SECONDS", 0.5)
     fake_gopay.answer_next_recurrence_late(3)
 
     assert await billing.renew_due(sessionmaker, configured, due) == 0
