@@ -18,6 +18,7 @@ from app.i18n import N_
 from app.models import Member, Membership, OperatorEvent, Organisation
 from app.models.base import utcnow
 from app.services import audit, billing, deadlines, mail, retention
+from app.services.recipients import organisation_recipients
 from app.templating import render_mail
 
 logger = logging.getLogger("pistalka.leaving")
@@ -32,17 +33,6 @@ def erasure_due(organisation: Organisation) -> datetime | None:
     return organisation.cancelled_at + timedelta(days=EXPORT_WINDOW_DAYS)
 
 
-async def designated_persons(session: AsyncSession, organisation_id: uuid.UUID) -> list[str]:
-    return list(
-        await session.scalars(
-            select(Member.email)
-            .join(Membership, Membership.member_id == Member.id)
-            .where(Membership.organisation_id == organisation_id)
-            .order_by(Member.email)
-        )
-    )
-
-
 async def _notify(
     session: AsyncSession, settings: Settings, organisation: Organisation, template: str
 ) -> None:
@@ -53,7 +43,7 @@ async def _notify(
         erase_on=deadlines.local_date(due).strftime("%d. %m. %Y") if due else "",
         link=f"{settings.public_url.rstrip('/')}/organisations/{organisation.slug}/export",
     )
-    for email in sorted({*await designated_persons(session, organisation.id), organisation.email}):
+    for email in await organisation_recipients(session, organisation):
         await mail.enqueue(session, settings, kind=template, to=email, subject=subject, text=text)
 
 

@@ -36,7 +36,8 @@ from app.models import (
     TermsVersion,
 )
 from app.models.base import utcnow
-from app.services import audit, auth, deadlines, keys, leaving, mail, passwords
+from app.services import audit, auth, deadlines, keys, mail, passwords
+from app.services.recipients import organisation_recipients
 from app.templating import render_mail
 
 TERMS_NOTICE_DAYS = 15
@@ -330,10 +331,6 @@ async def unblock(
     return organisation
 
 
-async def _recipients(session: AsyncSession, organisation: Organisation) -> list[str]:
-    return sorted({organisation.email, *await leaving.designated_persons(session, organisation.id)})
-
-
 async def upcoming_terms(session: AsyncSession, today: date) -> TermsVersion | None:
     result: TermsVersion | None = await session.scalar(
         select(TermsVersion)
@@ -462,7 +459,7 @@ async def record_incident(
         detected_at=deadlines.local_date(detected_at).strftime("%d. %m. %Y"),
     )
     for organisation in affected:
-        for email in await _recipients(session, organisation):
+        for email in await organisation_recipients(session, organisation):
             await mail.enqueue(
                 session, settings, kind="security_incident", to=email, subject=subject, text=text
             )

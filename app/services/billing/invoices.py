@@ -14,7 +14,7 @@ from app.config import Settings
 from app.errors import Conflict, NotFound
 from app.i18n import N_
 from app.models import Invoice, InvoiceCounter, Order, Organisation, Plan
-from app.services import leaving, mail
+from app.services import mail
 from app.services.billing.plans import _description, _require_supplier, today
 from app.services.invoice_pdf import (
     InvoiceDocument,
@@ -23,6 +23,7 @@ from app.services.invoice_pdf import (
     format_amount,
     render_invoice,
 )
+from app.services.recipients import organisation_recipients
 from app.templating import render_mail
 
 PROFORMA_DUE_DAYS = 14
@@ -135,9 +136,7 @@ async def _mail(
         link=f"{settings.public_url.rstrip('/')}/organisations/{organisation.slug}/billing",
         **context,
     )
-    for email in sorted(
-        {organisation.email, *await leaving.designated_persons(session, organisation.id)}
-    ):
+    for email in await organisation_recipients(session, organisation):
         await mail.enqueue(session, settings, kind=name, to=email, subject=subject, text=text)
 
 
