@@ -46,6 +46,7 @@ from app.routers import (
 from app.routers import operator as operator_pages
 from app.routers import settings as settings_pages
 from app.schemas.organisation import RESERVED_SLUGS
+from app.services import courier
 from app.services.ratelimit import RateLimiter
 from app.templating import redirect, render
 from app.worker import run_worker
@@ -251,6 +252,8 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            # Mails to whistleblowers live only in memory: a last try before they are lost.
+            await courier.current().drain()
             await engine.dispose()
 
     app = FastAPI(

@@ -6,11 +6,12 @@ from datetime import date, datetime
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crypto
 from app.config import Settings
+from app.main import create_app
 from app.models import Organisation, OutboxMail, Report
 from app.models.base import utcnow
 from app.routers.intake import _form_token
@@ -215,17 +216,23 @@ async def test_anonymous_report_drops_identity_fields(
 
 
 async def test_organisation_is_told_and_whistleblower_gets_a_receipt_without_content(
-    client: httpx.AsyncClient,
     sessionmaker: Sessionmaker,
     settings: Settings,
     organisation: dict[str, str],
     smtp_server: object,
 ) -> None:
     async with sessionmaker() as session, session.begin():
-        await session.execute(update(OutboxMail).values(sent_at=utcnow()))
-    submitted = await submit(client, organisation["slug"], email="whistle@example.org")
+        await session.execute(delete(OutboxMail))
     smtp_settings = settings.model_copy(update={"smtp_port": smtp_server.port})  # type: ignore[attr-defined]
-    assert await mail.deliver_due(sessionmaker, smtp_settings) == 2
+    # The receipt goes from the web process itself, with its SMTP settings.
+    app = create_app(smtp_settings)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
+        submitted = await submit(client, organisation["slug"], email="whistle@example.org")
+    await app.state.engine.dispose()
+    assert await mail.deliver_due(sessionmaker, smtp_settings) == 1  # the organisation's notice
+    await smtp_server.wait_for(2)  # type: ignore[attr-defined]
     by_recipient = {m["To"]: m for m in smtp_server.messages}  # type: ignore[attr-defined]
     to_organisation = by_recipient[organisation["email"]].get_body(("plain",)).get_content()
     receipt = by_recipient["whistle@example.org"].get_body(("plain",)).get_content()

@@ -2,16 +2,17 @@
 
 import asyncio
 import logging
+import uuid
 from collections import Counter
 from datetime import timedelta
 
 import aiosmtplib
 import httpx
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import worker
+from app import crypto, worker
 from app.config import Settings
 from app.main import create_app
 from app.models.base import utcnow
@@ -47,13 +48,17 @@ async def queue(
 
 
 async def load(sessionmaker: Sessionmaker, mail_id: int) -> OutboxMail:
-    async with sessionmaker() as session:
-        row = await session.get(OutboxMail, mail_id)
+    row = await find(sessionmaker, mail_id)
     assert row is not None
     return row
 
 
-async def test_queued_mail_is_delivered_and_then_erased(
+async def find(sessionmaker: Sessionmaker, mail_id: int) -> OutboxMail | None:
+    async with sessionmaker() as session:
+        return await session.get(OutboxMail, mail_id)
+
+
+async def test_queued_mail_is_delivered_and_then_deleted(
     sessionmaker: Sessionmaker, settings: Settings, smtp_server: SMTPServer
 ) -> None:
     settings = smtp_settings(settings, smtp_server.port)
@@ -70,11 +75,7 @@ async def test_queued_mail_is_delivered_and_then_erased(
     assert message.get_body(("plain",)).get_content() == TEXT  # type: ignore[union-attr]
     assert message.get_body(("html",)).get_content().strip() == HTML  # type: ignore[union-attr]
     assert smtp_server.envelopes[0].rcpt_tos == [TO]
-    row = await load(sessionmaker, mail_id)
-    assert row.sent_at is not None
-    assert row.sealed_message is None
-    assert row.leased_until is None
-    assert row.attempts == 0
+    assert await find(sessionmaker, mail_id) is None
 
 
 async def test_nothing_is_sent_when_nothing_is_due(
@@ -98,9 +99,36 @@ async def test_database_never_holds_recipient_or_subject_in_clear(
         assert secret.encode("utf-16-le") not in raw
     # It is the server key that opens it: the mail is there, only sealed.
     async with sessionmaker() as session:
-        sealed = await session.scalar(select(OutboxMail.sealed_message))
-    assert sealed is not None
-    assert mail.open_mail(settings, sealed).to == TO
+        row = (await session.scalars(select(OutboxMail))).one()
+    assert mail.open_mail(settings, row.sealed_message, row.kind, row.seal_id).to == TO
+
+
+async def test_a_sealed_message_opens_only_in_its_own_row_and_for_its_own_kind(
+    sessionmaker: Sessionmaker, settings: Settings, smtp_server: SMTPServer
+) -> None:
+    settings = smtp_settings(settings, smtp_server.port)
+    first = await load(sessionmaker, await queue(sessionmaker, settings))
+    second = await queue(sessionmaker, settings, to="other@example.cz")
+
+    with pytest.raises(crypto.CryptoError):
+        mail.open_mail(settings, first.sealed_message, "invitation", first.seal_id)
+    with pytest.raises(crypto.CryptoError):
+        mail.open_mail(settings, first.sealed_message, first.kind, uuid.uuid4())
+    # Someone who can write to the database copies the first mail over the second row.
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(OutboxMail)
+            .where(OutboxMail.id == second)
+            .values(sealed_message=first.sealed_message)
+        )
+        await session.execute(delete(OutboxMail).where(OutboxMail.id == first.id))
+
+    assert await mail.deliver_due(sessionmaker, settings) == 0
+    assert smtp_server.messages == []
+    row = await load(sessionmaker, second)
+    assert row.attempts == 1
+    assert row.last_error is not None
+    assert row.last_error.startswith("CryptoError")
 
 
 async def test_enqueue_belongs_to_the_callers_transaction(
@@ -144,9 +172,7 @@ async def test_mail_is_retried_after_backoff_when_smtp_was_down(
     assert row.last_error is not None
     assert row.last_error.startswith("SMTPConnect")
     assert TO not in row.last_error
-    assert row.sent_at is None
     assert row.leased_until is None
-    assert row.sealed_message is not None
     assert row.next_attempt_at == start + mail.backoff(1)
 
     server.start()
@@ -162,9 +188,7 @@ async def test_mail_is_retried_after_backoff_when_smtp_was_down(
         assert server.messages[0]["To"] == TO
     finally:
         server.stop()
-    row = await load(sessionmaker, mail_id)
-    assert row.sent_at is not None
-    assert row.sealed_message is None
+    assert await find(sessionmaker, mail_id) is None
 
 
 async def test_one_unreachable_server_stops_the_run_without_touching_other_mails(
@@ -179,7 +203,7 @@ async def test_one_unreachable_server_stops_the_run_without_touching_other_mails
     assert attempts == [1, 0, 0]
 
 
-async def test_mail_is_given_up_after_the_last_attempt(
+async def test_a_mail_given_up_after_its_last_attempt_is_deleted(
     sessionmaker: Sessionmaker, settings: Settings, free_port: int, smtp_server: SMTPServer
 ) -> None:
     mail_id = await queue(sessionmaker, settings)
@@ -196,10 +220,7 @@ async def test_mail_is_given_up_after_the_last_attempt(
     assert await mail.deliver_due(sessionmaker, working, now=later) == 0
 
     assert smtp_server.messages == []
-    row = await load(sessionmaker, mail_id)
-    assert row.attempts == mail.MAX_ATTEMPTS
-    assert row.last_error is not None
-    assert row.sent_at is None
+    assert await find(sessionmaker, mail_id) is None
 
 
 async def test_two_workers_at_once_send_each_mail_exactly_once(
@@ -217,8 +238,7 @@ async def test_two_workers_at_once_send_each_mail_exactly_once(
     assert sum(sent) == 20
     assert Counter(message["To"] for message in smtp_server.messages) == Counter(recipients)
     async with sessionmaker() as session:
-        unsent = await session.scalar(select(OutboxMail.id).where(OutboxMail.sent_at.is_(None)))
-    assert unsent is None
+        assert await session.scalar(select(OutboxMail.id)) is None
 
 
 async def test_mail_whose_lease_expired_is_taken_again(

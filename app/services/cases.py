@@ -41,7 +41,7 @@ from app.schemas.case import (
     Triage,
 )
 from app.schemas.report import AttachmentRead, ReportCreate
-from app.services import audit, deadlines, grants, mail, reports, retention
+from app.services import audit, courier, deadlines, grants, reports, retention
 from app.services.attachments import IncomingFile
 from app.services.auth import CurrentMember
 from app.templating import render_mail
@@ -456,9 +456,8 @@ async def _message_to_whistleblower(
     email = reports.read_content(key, report).email
     if email:
         subject, text = render_mail("case_update", organisation=access.organisation)
-        await mail.enqueue(
-            session, settings, kind="case_update", to=email, subject=subject, text=text
-        )
+        # Never stored: the address is otherwise only under the report key.
+        courier.send_after_commit(session, settings, to=email, subject=subject, text=text)
     return message
 
 

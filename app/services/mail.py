@@ -2,14 +2,16 @@
 
 A mail is queued in the caller's transaction, so it exists exactly when what it announces was
 committed. The worker claims one due mail at a time under a lease, sends it outside any
-transaction and then erases it; a crash between the two leaves a lease that expires, so a mail is
-sent at least once and, while the lease holds, by one worker only.
+transaction and then deletes the row, as it does once it gives a mail up; a crash between the
+two leaves a lease that expires, so a mail is sent at least once and, while the lease holds, by
+one worker only. Mails to whistleblowers never come here (app/services/courier.py).
 """
 
 import json
 import logging
 import re
 import secrets
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -17,7 +19,7 @@ from email.utils import format_datetime, parseaddr
 from typing import Any, cast
 
 import aiosmtplib
-from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crypto
@@ -29,7 +31,6 @@ from app.services import keys
 logger = logging.getLogger("pistalka.mail")
 
 KEY_PURPOSE = "outbox"
-AAD = b"outbox"
 PAYLOAD_VERSION = 1
 LEASE = timedelta(minutes=5)
 CLAIM_TRIES = 3
@@ -63,7 +64,7 @@ def _key(settings: Settings) -> bytes:
     return keys.server_subkey(settings, KEY_PURPOSE)
 
 
-def _check_header(name: str, value: str) -> None:
+def check_header(name: str, value: str) -> None:
     # A line break in a header would let the value add headers or recipients of its own.
     if "\r" in value or "\n" in value:
         raise ValueError(f"line break in the {name} header")
@@ -75,7 +76,12 @@ def new_message_id(settings: Settings) -> str:
     return f"<{secrets.token_urlsafe(18)}@{domain}>"
 
 
-def seal_mail(settings: Settings, mail: Mail) -> bytes:
+def outbox_aad(kind: str, seal_id: uuid.UUID) -> bytes:
+    """A sealed message opens only in its own row and for its own purpose."""
+    return b"outbox|" + seal_id.bytes + kind.encode()
+
+
+def seal_mail(settings: Settings, mail: Mail, kind: str, seal_id: uuid.UUID) -> bytes:
     payload = {
         "v": PAYLOAD_VERSION,
         "to": mail.to,
@@ -85,12 +91,12 @@ def seal_mail(settings: Settings, mail: Mail) -> bytes:
         "message_id": mail.message_id,
     }
     plaintext = json.dumps(payload, ensure_ascii=False).encode()
-    return crypto.seal(_key(settings), plaintext, AAD)
+    return crypto.seal(_key(settings), plaintext, outbox_aad(kind, seal_id))
 
 
-def open_mail(settings: Settings, sealed: bytes) -> Mail:
-    """Decrypt an outbox row's message (raises CryptoError if it was not sealed by us)."""
-    payload = json.loads(crypto.open_sealed(_key(settings), sealed, AAD))
+def open_mail(settings: Settings, sealed: bytes, kind: str, seal_id: uuid.UUID) -> Mail:
+    """Decrypt an outbox row's message (CryptoError unless we sealed it for this row)."""
+    payload = json.loads(crypto.open_sealed(_key(settings), sealed, outbox_aad(kind, seal_id)))
     if payload.get("v") != PAYLOAD_VERSION:
         raise ValueError("unknown outbox payload version")
     return Mail(
@@ -113,12 +119,15 @@ async def enqueue(
     html: str | None = None,
 ) -> OutboxMail:
     """Queue a mail in the caller's transaction; it is sent once that transaction commits."""
-    _check_header("To", to)
-    _check_header("Subject", subject)
+    check_header("To", to)
+    check_header("Subject", subject)
     # Chosen now, so a mail sent twice (a crash after sending) carries one Message-ID.
     message_id = new_message_id(settings)
     mail = Mail(to=to, subject=subject, text=text, html=html, message_id=message_id)
-    row = OutboxMail(kind=kind, sealed_message=seal_mail(settings, mail))
+    seal_id = uuid.uuid4()
+    row = OutboxMail(
+        kind=kind, seal_id=seal_id, sealed_message=seal_mail(settings, mail, kind, seal_id)
+    )
     session.add(row)
     await session.flush()
     return row
@@ -155,13 +164,7 @@ async def send_message(settings: Settings, message: EmailMessage) -> None:
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
-    return and_(
-        OutboxMail.sent_at.is_(None),
-        OutboxMail.next_attempt_at <= now,
-        OutboxMail.attempts < MAX_ATTEMPTS,
-        OutboxMail.sealed_message.is_not(None),
-        _lease_free(now),
-    )
+    return and_(OutboxMail.next_attempt_at <= now, _lease_free(now))
 
 
 def _lease_free(now: datetime) -> ColumnElement[bool]:
@@ -187,6 +190,8 @@ def describe_error(exc: BaseException, recipient: str | None) -> str:
 @dataclass(frozen=True)
 class _Claim:
     id: int
+    kind: str
+    seal_id: uuid.UUID
     sealed_message: bytes = field(repr=False)
     attempts: int
     leased_until: datetime
@@ -198,7 +203,13 @@ async def _claim(sessionmaker: async_sessionmaker[AsyncSession], now: datetime) 
         async with sessionmaker() as session, session.begin():
             candidate = (
                 await session.execute(
-                    select(OutboxMail.id, OutboxMail.sealed_message, OutboxMail.attempts)
+                    select(
+                        OutboxMail.id,
+                        OutboxMail.kind,
+                        OutboxMail.seal_id,
+                        OutboxMail.sealed_message,
+                        OutboxMail.attempts,
+                    )
                     .where(_due(now))
                     .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
                     .limit(1)
@@ -207,32 +218,29 @@ async def _claim(sessionmaker: async_sessionmaker[AsyncSession], now: datetime) 
             ).first()
             if candidate is None:
                 return None
-            mail_id, sealed, attempts = candidate
+            mail_id, kind, seal_id, sealed, attempts = candidate
             leased_until = now + LEASE
             # The row lock covers PostgreSQL; on SQLite the SELECT locked nothing, so the lease
             # is taken only if it is still free when this UPDATE runs (one writer at a time).
             result = await session.execute(
                 update(OutboxMail)
-                .where(OutboxMail.id == mail_id, OutboxMail.sent_at.is_(None), _lease_free(now))
+                .where(OutboxMail.id == mail_id, _lease_free(now))
                 .values(leased_until=leased_until)
                 .execution_options(synchronize_session=False)
             )
             if cast(CursorResult[Any], result).rowcount == 1:
-                # _due() excludes erased rows, so the message is there.
-                return _Claim(mail_id, cast(bytes, sealed), attempts, leased_until)
+                return _Claim(mail_id, kind, seal_id, sealed, attempts, leased_until)
         # Another worker leased this one between our SELECT and UPDATE: look for the next.
     return None
 
 
-async def _mark_sent(
-    sessionmaker: async_sessionmaker[AsyncSession], mail_id: int, now: datetime
-) -> None:
+async def _forget(sessionmaker: async_sessionmaker[AsyncSession], mail_id: int) -> None:
+    # A DELETE, not an UPDATE that blanks the message: nothing of a sent mail is kept on
+    # purpose, and the housekeeping job clears what the database files still hold of it.
     async with sessionmaker() as session, session.begin():
         await session.execute(
-            update(OutboxMail)
+            delete(OutboxMail)
             .where(OutboxMail.id == mail_id)
-            # Nothing of a sent mail stays: no recipient, no contents, no error about them.
-            .values(sent_at=now, sealed_message=None, leased_until=None, last_error=None)
             .execution_options(synchronize_session=False)
         )
 
@@ -241,23 +249,25 @@ async def _mark_failed(
     sessionmaker: async_sessionmaker[AsyncSession], claim: _Claim, error: str, now: datetime
 ) -> None:
     attempts = claim.attempts + 1
+    # Only while the lease is still ours: past it another worker may own the mail.
+    ours = and_(OutboxMail.id == claim.id, OutboxMail.leased_until == claim.leased_until)
     async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(OutboxMail)
-            # Only while the lease is still ours: past it another worker may own the mail.
-            .where(
-                OutboxMail.id == claim.id,
-                OutboxMail.sent_at.is_(None),
-                OutboxMail.leased_until == claim.leased_until,
+        if attempts >= MAX_ATTEMPTS:
+            await session.execute(
+                delete(OutboxMail).where(ours).execution_options(synchronize_session=False)
             )
-            .values(
-                attempts=attempts,
-                last_error=error,
-                next_attempt_at=now + backoff(attempts),
-                leased_until=None,
+        else:
+            await session.execute(
+                update(OutboxMail)
+                .where(ours)
+                .values(
+                    attempts=attempts,
+                    last_error=error,
+                    next_attempt_at=now + backoff(attempts),
+                    leased_until=None,
+                )
+                .execution_options(synchronize_session=False)
             )
-            .execution_options(synchronize_session=False)
-        )
     if attempts >= MAX_ATTEMPTS:
         logger.error("outbox mail %s given up after %s attempts", claim.id, attempts)
 
@@ -278,7 +288,7 @@ async def deliver_due(
             break
         recipient: str | None = None
         try:
-            mail = open_mail(settings, claim.sealed_message)
+            mail = open_mail(settings, claim.sealed_message, claim.kind, claim.seal_id)
             recipient = mail.to
             await send_message(settings, build_message(settings, mail))
         except Exception as exc:
@@ -288,6 +298,6 @@ async def deliver_due(
             if isinstance(exc, CONNECTION_ERRORS):
                 break
             continue
-        await _mark_sent(sessionmaker, claim.id, now if now is not None else utcnow())
+        await _forget(sessionmaker, claim.id)
         sent += 1
     return sent

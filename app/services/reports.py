@@ -23,7 +23,7 @@ from app.schemas.report import (
     ReportCreate,
     ReportSelfRead,
 )
-from app.services import attachments, deadlines, grants, keys, mail
+from app.services import attachments, courier, deadlines, grants, keys, mail
 from app.services.attachments import IncomingFile
 from app.templating import render_mail
 
@@ -147,9 +147,8 @@ async def submit_report(
                 link=tracking_url(settings, code),
                 received_on=received_on,
             )
-            await mail.enqueue(
-                session, settings, kind="report_receipt", to=data.email, subject=subject, text=text
-            )
+            # Never stored: it carries the tracking link (app/services/courier.py).
+            courier.send_after_commit(session, settings, to=data.email, subject=subject, text=text)
     # Last: the number locks the organisation's row until commit, which serialises its reports.
     report.reference_number = await _next_reference_number(session, organisation, received_on.year)
     # Sealed under that lock, which a key rotation's last step takes too: a report is never

@@ -1,0 +1,218 @@
+"""Mails that carry a whistleblower's secrets never persist; the database forgets what it no
+longer needs. The tests act as an attacker with a copy of the database files and the server key.
+"""
+
+import shutil
+import sqlite3
+import struct
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import crypto
+from app.config import Settings
+from app.main import create_app
+from app.services import mail, reports
+from tests.factories import submit, verified_organisation
+from tests.smtp import SMTPServer
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+WHISTLEBLOWER = "oznamovatel@example.org"
+DESCRIPTION = "The director approved invoices for work never done."
+LEGACY_OUTBOX_AAD = b"outbox"
+
+WAL_HEADER = 32
+FRAME_HEADER = 24
+
+
+def sqlite_snapshots(db: Path, wal: Path, workdir: Path) -> Iterator[sqlite3.Connection]:
+    """The database as of every commit the write-ahead log still holds, as an attacker reads it.
+
+    SQLite replays a log up to its last complete commit, so a copy of the log cut after any
+    commit frame opens as the database was at that moment.
+    """
+    log = wal.read_bytes() if wal.exists() else b""
+    cuts = [0]
+    if len(log) >= WAL_HEADER:
+        page_size = struct.unpack(">I", log[8:12])[0]
+        frame = FRAME_HEADER + page_size
+        for start in range(WAL_HEADER, len(log) - frame + 1, frame):
+            if struct.unpack(">I", log[start + 4 : start + 8])[0]:  # a commit frame
+                cuts.append(start + frame)
+    for number, cut in enumerate(cuts):
+        directory = workdir / f"snapshot{number}"
+        directory.mkdir(parents=True)
+        shutil.copyfile(db, directory / "copy.db")
+        if cut:
+            (directory / "copy.db-wal").write_bytes(log[:cut])
+        connection = sqlite3.connect(directory / "copy.db")
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+
+def open_outbox_blob(settings: Settings, blob: bytes, row: dict[str, Any]) -> bytes | None:
+    """An attacker with the server key tries every associated data a row suggests."""
+    key = mail._key(settings)
+    candidates = [LEGACY_OUTBOX_AAD]
+    seal_id = row.get("seal_id")
+    if seal_id is not None and row.get("kind") is not None:
+        # SQLite keeps a UUID as 32 hexadecimal characters, PostgreSQL as 16 bytes.
+        as_uuid = uuid.UUID(seal_id) if isinstance(seal_id, str) else uuid.UUID(bytes=seal_id)
+        candidates.append(mail.outbox_aad(row["kind"], as_uuid))
+    for aad in candidates:
+        try:
+            return crypto.open_sealed(key, blob, aad)
+        except crypto.CryptoError:
+            continue
+    return None
+
+
+def varlena(value: bytes) -> bytes:
+    """The contents of a PostgreSQL variable-length value after its 1- or 4-byte header."""
+    value = bytes(value)
+    return value[1:] if value[0] & 1 else value[4:]
+
+
+def secret_forms(*secrets: str) -> list[bytes]:
+    forms: list[bytes] = []
+    for secret in secrets:
+        for variant in {secret, secret.lower(), secret.replace("-", "")}:
+            forms += [variant.encode(), variant.encode("utf-16-le")]
+    return forms
+
+
+async def submit_with_receipt(
+    settings: Settings, sessionmaker: Sessionmaker, smtp_server: SMTPServer
+) -> tuple[dict[str, Any], bytes]:
+    """A report with the whistleblower's e-mail through the app, every mail sent; the answer
+    and the report key its code unwraps."""
+    app = create_app(settings)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
+        organisation = await verified_organisation(client, sessionmaker)
+        submitted = await submit(
+            client, organisation["slug"], description=DESCRIPTION, email=WHISTLEBLOWER
+        )
+    while await mail.deliver_due(sessionmaker, settings):
+        pass
+    await smtp_server.wait_for(3)
+    assert any(message["To"] == WHISTLEBLOWER for message in smtp_server.messages)
+    async with sessionmaker() as session:
+        opened = await reports.open_by_code(session, settings, submitted["tracking_code"])
+    await app.state.engine.dispose()
+    return submitted, opened.report_key
+
+
+async def test_a_sent_receipt_leaves_nothing_in_the_sqlite_files_that_the_server_key_opens(
+    backend: str,
+    settings: Settings,
+    sessionmaker: Sessionmaker,
+    smtp_server: SMTPServer,
+    tmp_path: Path,
+) -> None:
+    if backend != "sqlite":
+        return
+    settings = settings.model_copy(update={"smtp_port": smtp_server.port})
+    submitted, report_key = await submit_with_receipt(settings, sessionmaker, smtp_server)
+    # The attacker copies the data directory while the service runs.
+    db = Path(settings.resolved_database_url.removeprefix("sqlite+aiosqlite:///"))
+    stolen = tmp_path / "stolen"
+    stolen.mkdir()
+    async with sessionmaker() as session:
+        await session.execute(text("SELECT 1"))  # holds a connection: the log is not removed
+        shutil.copyfile(db, stolen / "pistalka.db")
+        wal = db.with_name(db.name + "-wal")
+        if wal.exists():
+            shutil.copyfile(wal, stolen / "pistalka.db-wal")
+
+    raw = b"".join(path.read_bytes() for path in stolen.iterdir())
+    for form in [*secret_forms(submitted["tracking_code"], WHISTLEBLOWER), report_key]:
+        assert form not in raw
+    opened_mails = []
+    for snapshot in sqlite_snapshots(
+        stolen / "pistalka.db", stolen / "pistalka.db-wal", tmp_path / "attack"
+    ):
+        snapshot.row_factory = sqlite3.Row
+        for row in snapshot.execute("SELECT * FROM outbox_mail"):
+            values = dict(row)
+            if values["sealed_message"] is not None:
+                plaintext = open_outbox_blob(settings, values["sealed_message"], values)
+                if plaintext is not None:
+                    opened_mails.append(plaintext)
+    # The attack works: the organisation's mails, sent and deleted, still open from the log
+    # until it is checkpointed; none of them is the whistleblower's.
+    assert opened_mails
+    for plaintext in opened_mails:
+        for form in [*secret_forms(submitted["tracking_code"], WHISTLEBLOWER), report_key]:
+            assert form not in plaintext
+
+
+async def test_no_dead_row_of_the_outbox_on_postgresql_carries_a_receipt(
+    backend: str, settings: Settings, sessionmaker: Sessionmaker, smtp_server: SMTPServer
+) -> None:
+    if backend != "postgres":
+        return
+    settings = settings.model_copy(update={"smtp_port": smtp_server.port})
+    submitted, report_key = await submit_with_receipt(settings, sessionmaker, smtp_server)
+
+    async with sessionmaker() as session, session.begin():
+        await session.execute(text("CREATE EXTENSION IF NOT EXISTS pageinspect"))
+        columns = list(
+            await session.scalars(
+                text(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = 'outbox_mail'::regclass"
+                    " AND attnum > 0 ORDER BY attnum"
+                )
+            )
+        )
+        pages = await session.scalar(
+            text("SELECT pg_relation_size('outbox_mail') / current_setting('block_size')::int")
+        )
+        raw_pages: list[bytes] = []
+        tuples: list[dict[str, Any]] = []
+        for page in range(int(pages or 0)):
+            raw_pages.append(
+                await session.scalar(
+                    text("SELECT get_raw_page('outbox_mail', :page)"), {"page": page}
+                )
+            )
+            for values in await session.scalars(
+                text(
+                    "SELECT tuple_data_split('outbox_mail'::regclass, t_data, t_infomask,"
+                    " t_infomask2, t_bits) FROM heap_page_items(get_raw_page('outbox_mail',"
+                    " :page)) WHERE t_data IS NOT NULL"
+                ),
+                {"page": page},
+            ):
+                tuples.append(dict(zip(columns, values, strict=False)))
+    assert raw_pages, "the organisation's mails went through the outbox"
+
+    forms = [*secret_forms(submitted["tracking_code"], WHISTLEBLOWER), report_key]
+    for page_bytes in raw_pages:
+        for form in forms:
+            assert form not in page_bytes
+    # Every tuple, dead or alive, as its raw attributes: the sealed message and what binds it.
+    opened = 0
+    for values in tuples:
+        sealed = values.get("sealed_message")
+        if sealed is None:
+            continue
+        row = {
+            "kind": varlena(values["kind"]).decode() if values.get("kind") else None,
+            "seal_id": bytes(values["seal_id"]) if values.get("seal_id") else None,
+        }
+        plaintext = open_outbox_blob(settings, varlena(sealed), row)
+        if plaintext is not None:
+            opened += 1
+            for form in forms:
+                assert form not in plaintext
+    # The attack works: the organisation's mails, sent and deleted, are dead rows that open.
+    assert opened
