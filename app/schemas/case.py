@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from app.schemas.report import AttachmentRead, MessageRead, ReportCreate
+from app.schemas.text import multi_line, single_line
 from app.vocabulary import (
     Completeness,
     Outcome,
@@ -14,9 +15,15 @@ from app.vocabulary import (
     WaiveReason,
 )
 
-Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
-OptionalBody = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20000)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+Body = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000), multi_line
+]
+OptionalBody = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=20000), multi_line
+]
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500), multi_line
+]
 
 
 class CaseSummary(BaseModel):
@@ -70,16 +77,22 @@ class IdentityUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), single_line
+    ]
     birth_date: date | None = None
-    contact_address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+    contact_address: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=500), multi_line
+    ] = ""
 
 
 class MeetingPlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     when: datetime
-    place: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    place: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), single_line
+    ]
     message: OptionalBody = ""
 
 

@@ -3,6 +3,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from app.schemas.text import single_line
+
 RESERVED_SLUGS = frozenset(
     {
         "about", "account", "admin", "api", "app", "assets", "auth", "dashboard", "docs",
@@ -42,7 +44,9 @@ def _check_slug(value: str) -> str:
     return value
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), single_line
+]
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=40),
                  AfterValidator(_check_slug)]  # fmt: skip
 Ico = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_check_ico)]
@@ -53,9 +57,11 @@ class OrganisationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     slug: Slug
-    name: Annotated[Text, Field(max_length=200)]
+    name: Name
     ico: Ico
-    address: Annotated[Text, Field(max_length=500)]
+    address: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), single_line
+    ]
     email: Annotated[EmailStr, Field(max_length=254)]
     password: Password
 

@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from app.i18n import N_
+from app.schemas.text import multi_line, single_line
 
 CATEGORIES = {
     "criminal_offence": N_("A criminal offence"),
@@ -38,9 +39,11 @@ Relationship = Literal[
 ]
 
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-MediumText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), single_line]
+MediumText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), multi_line]
+LongText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000), multi_line
+]
 
 
 class ReportCreate(BaseModel):
@@ -51,16 +54,20 @@ class ReportCreate(BaseModel):
     description: LongText
     category: Category | None = None
     occurred_at: ShortText | None = None
-    location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    location: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), single_line] | None
+    ) = None
     persons_involved: MediumText | None = None
     relationship: Relationship | None = None
     anonymous: bool = True
     name: ShortText | None = None
     birth_date: date | None = None
     contact_address: (
-        Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), multi_line] | None
     ) = None
-    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+    phone: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), single_line] | None
+    ) = None
     email: Annotated[EmailStr, Field(max_length=254)] | None = None
     no_acknowledgement: bool = False
     meeting_requested: bool = False

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from app.schemas.text import normalise_lines
+
 MAX_EMBED_ORIGINS = 20
 MAX_INFO_LENGTH = 5000
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
@@ -72,12 +74,7 @@ def normalise_origin(value: str) -> str:
 
 def _normalise_text(value: Any) -> Any:
     """Line breaks as \\n (textareas send \\r\\n), no other control characters, no outer blanks."""
-    if not isinstance(value, str):
-        return value
-    text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
-    if any(ord(c) < 32 and c not in "\n\t" or ord(c) == 127 for c in text):
-        raise ValueError("control characters are not allowed")
-    return text
+    return normalise_lines(value).strip() if isinstance(value, str) else value
 
 
 # The length is checked after the line breaks are normalised: the validator wraps the constraint.

@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from app.schemas.organisation import Password
+from app.schemas.text import single_line
 
 
 class MemberRead(BaseModel):
@@ -42,7 +43,7 @@ class AppointmentUpdate(BaseModel):
     appointed_on: date | None = None
     instructed_on: date | None = None
     instruction_document: Annotated[
-        str, StringConstraints(strip_whitespace=True, max_length=500)
+        str, StringConstraints(strip_whitespace=True, max_length=500), single_line
     ] = ""
 
 
