@@ -1,16 +1,20 @@
 import asyncio
 import re
+from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crypto
 from app.config import Settings
+from app.main import create_app
 from app.models import Member, Membership, Organisation, OutboxMail
-from app.schemas.organisation import OrganisationCreate, valid_ico
+from app.schemas.organisation import RESERVED_SLUGS, OrganisationCreate, valid_ico
 from app.services import keys, mail
+from tests.conftest import make_settings
 from tests.factories import PASSWORD, organisation_data, register
 
 
@@ -37,6 +41,21 @@ def test_valid_slugs(slug: str) -> None:
 def test_invalid_or_reserved_slugs_are_refused(slug: str) -> None:
     with pytest.raises(ValueError, match="slug"):
         OrganisationCreate(**organisation_data(slug=slug))
+
+
+@pytest.mark.parametrize("slug", ["cases", "register-of-reports", "organisations", "openapi"])
+def test_the_pages_of_designated_persons_and_the_api_description_are_reserved(slug: str) -> None:
+    with pytest.raises(ValueError, match="reserved"):
+        OrganisationCreate(**organisation_data(slug=slug))
+
+
+def test_every_top_level_route_of_the_app_is_a_reserved_slug(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'unused.db'}"))
+    segments = {
+        (route.path or "").strip("/").split("/")[0] for route in iter_route_contexts(app.routes)
+    }
+    own = {segment for segment in segments if segment and not segment.startswith("{")}
+    assert sorted(own - RESERVED_SLUGS) == [], "a new top-level route needs a reserved slug"
 
 
 async def count(sessionmaker: async_sessionmaker[AsyncSession], model: type) -> int:

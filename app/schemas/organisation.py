@@ -5,13 +5,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, Str
 
 from app.schemas.text import single_line
 
+# Every first path segment of the application's own routes (a test compares this with the
+# routes), and words a new page or a well-known file may want.
 RESERVED_SLUGS = frozenset(
     {
-        "about", "account", "admin", "api", "app", "assets", "auth", "dashboard", "docs",
-        "favicon.ico", "healthz", "help", "info", "invite", "login", "logout", "metrics",
-        "openapi.json", "operator", "pricing", "profile", "recovery", "redoc", "register",
-        "robots.txt",
-        "settings", "static", "support", "terms", "track", "verify", "www",
+        "about", "account", "admin", "api", "app", "assets", "auth", "cases", "dashboard",
+        "docs", "favicon.ico", "healthz", "help", "info", "invite", "login", "logout", "metrics",
+        "openapi", "openapi.json", "operator", "organisations", "pricing", "profile",
+        "recovery", "redoc", "register", "register-of-reports", "robots.txt", "settings",
+        "static", "support", "terms", "track", "verify", "well-known", "www",
     }
 )  # fmt: skip
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,38})[a-z0-9]")
