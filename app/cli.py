@@ -62,7 +62,7 @@ async def _worker(settings: Settings) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        await run_worker(create_sessionmaker(engine), settings, stop)
+        await run_worker(create_sessionmaker(engine, settings), settings, stop)
     finally:
         await engine.dispose()
 
@@ -76,7 +76,7 @@ async def _audit_verify(settings: Settings) -> bool:
 
     engine = create_engine(settings)
     try:
-        async with create_sessionmaker(engine)() as session:
+        async with create_sessionmaker(engine, settings)() as session:
             results = await audit.verify_all(session)
             rows = await session.execute(select(Organisation.id, Organisation.slug))
             slugs = dict(rows.all())
@@ -122,7 +122,7 @@ async def _purge(settings: Settings, as_of: date, dry_run: bool) -> None:
     from app.services import leaving, retention
 
     engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = create_sessionmaker(engine, settings)
     # Organisations cancelled more than the export window before the start of the as-of day.
     moment = datetime.combine(as_of, time(), retention.PRAGUE).astimezone(UTC)
     try:
@@ -163,7 +163,7 @@ async def _create_operator(settings: Settings, email: str, password: str) -> Non
 
     engine = create_engine(settings)
     try:
-        async with create_sessionmaker(engine)() as session, session.begin():
+        async with create_sessionmaker(engine, settings)() as session, session.begin():
             created = await operator.create_operator(session, settings, email, password)
     except AppError as exc:
         message = translations("en").ugettext(exc.message)

@@ -64,8 +64,14 @@ async def sqlite_write_lock(session: AsyncSession) -> None:
         )
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_sessionmaker(
+    engine: AsyncEngine, settings: Settings | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that carry the settings: the audit chain's key comes from them.
+
+    Without settings a session can read, but it cannot append to or verify an audit chain.
+    """
+    return async_sessionmaker(engine, expire_on_commit=False, info={"settings": settings})
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -205,7 +205,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 async def sessionmaker(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(settings)
     try:
-        yield create_sessionmaker(engine)
+        yield create_sessionmaker(engine, settings)
     finally:
         await engine.dispose()
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import itertools
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
@@ -10,10 +11,12 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import crypto
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
-from app.models import Organisation, Plan, Subscription
+from app.models import AuditEvent, Member, Membership, Organisation, Plan, Subscription
 from app.models.base import utcnow
+from app.services import audit, keys
 
 _counter = itertools.count(1)
 # Valid IČOs (check digit per the mod-11 rule) to spread over organisations.
@@ -104,7 +107,44 @@ async def twice_at_once(
     """Run a job from two engines at the same moment, as two workers would."""
     engines = [create_engine(settings) for _ in range(2)]
     try:
-        return list(await asyncio.gather(*(job(create_sessionmaker(engine)) for engine in engines)))
+        makers = [create_sessionmaker(engine, settings) for engine in engines]
+        return list(await asyncio.gather(*(job(maker) for maker in makers)))
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def access_reasons(sessionmaker: async_sessionmaker[AsyncSession], action: str) -> list[str]:
+    """The reasons of access of the `action` events, opened with a designated person's key."""
+    async with sessionmaker() as session:
+        events = (
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == action)
+                .order_by(AuditEvent.created_at, AuditEvent.seq)
+            )
+        ).all()
+        holders = await session.execute(
+            select(Membership.org_key_grant, Member, Organisation)
+            .join(Member, Member.id == Membership.member_id)
+            .join(Organisation, Organisation.id == Membership.organisation_id)
+            .where(Membership.org_key_grant.is_not(None))
+        )
+        private_keys: dict[uuid.UUID, dict[int, bytes]] = {}
+        for grant, member, organisation in holders:
+            if grant is None or organisation.id in private_keys:
+                continue
+            derived = await keys.derive_password_keys(
+                PASSWORD, member.password_salt, crypto.Argon2Params.decode(member.password_params)
+            )
+            member_key = keys.unwrap_member_key(derived, member.id, member.wrapped_private_key)
+            private_keys[organisation.id] = {
+                organisation.key_version: keys.open_grant(
+                    grant, member_key, organisation.id, member.id
+                )
+            }
+    opened: dict[uuid.UUID, str] = {}
+    for organisation_id, found in private_keys.items():
+        of_organisation = [event for event in events if event.organisation_id == organisation_id]
+        opened |= audit.open_reasons(of_organisation, found)
+    return [opened.get(event.id, event.detail) for event in events]

@@ -1,7 +1,10 @@
 """The audit trail: a hash chain per organisation that `pistalka audit verify` checks."""
 
 import asyncio
+import hashlib
+import hmac
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cli import main
 from app.config import Settings
+from app.db import create_engine, create_sessionmaker
 from app.models import AuditEvent, Member, Organisation
 from app.services import audit
 
@@ -89,6 +93,54 @@ async def tamper(
         )
 
 
+WRONG_KEY = bytes.fromhex("22" * 32)
+# What someone who can write to the database but holds no server key may hash a chain with.
+REHASHES: dict[str, Callable[[bytes], bytes]] = {
+    "sha256": lambda encoded: hashlib.sha256(encoded).digest(),
+    "wrong key": lambda encoded: hmac.new(WRONG_KEY, encoded, hashlib.sha256).digest(),
+}
+
+
+async def remove_and_rechain(
+    sessionmaker: Sessionmaker,
+    organisation_id: uuid.UUID,
+    seq: int,
+    rehash: Callable[[bytes], bytes],
+) -> None:
+    """Delete one event, renumber the rest and recompute every hash, all by SQL."""
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            delete(AuditEvent).where(
+                AuditEvent.organisation_id == organisation_id, AuditEvent.seq == seq
+            )
+        )
+        events = (
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.organisation_id == organisation_id)
+                .order_by(AuditEvent.seq)
+            )
+        ).all()
+        prev_hash = audit.GENESIS_HASH
+        for number, event in enumerate(events, start=1):
+            event.seq, event.prev_hash = number, prev_hash
+            event.hash = rehash(
+                audit.encode_event(
+                    organisation_id=event.organisation_id,
+                    seq=number,
+                    created_at=event.created_at,
+                    member_id=event.member_id,
+                    report_id=event.report_id,
+                    action=event.action,
+                    detail=event.detail,
+                    prev_hash=prev_hash,
+                )
+            )
+            prev_hash = event.hash
+            # One at a time: the (organisation_id, seq) constraint holds at every step.
+            await session.flush()
+
+
 async def test_recorded_events_form_a_chain(sessionmaker: Sessionmaker) -> None:
     organisation = await new_organisation(sessionmaker)
     member = await new_member(sessionmaker)
@@ -109,7 +161,10 @@ async def test_recorded_events_form_a_chain(sessionmaker: Sessionmaker) -> None:
     assert events[0].detail == "why"
 
 
-async def test_hash_covers_every_field_and_the_previous_hash(sessionmaker: Sessionmaker) -> None:
+async def test_hash_covers_every_field_and_the_previous_hash(
+    sessionmaker: Sessionmaker, settings: Settings
+) -> None:
+    key = audit.chain_key(settings)
     organisation = await new_organisation(sessionmaker)
     [event] = await append(sessionmaker, organisation.id, report_id=uuid.uuid4())
     fields: dict[str, Any] = {
@@ -122,7 +177,7 @@ async def test_hash_covers_every_field_and_the_previous_hash(sessionmaker: Sessi
         "detail": event.detail,
         "prev_hash": event.prev_hash,
     }
-    assert audit.event_hash(**fields) == event.hash
+    assert audit.event_hash(key, **fields) == event.hash
 
     changed = {
         "organisation_id": uuid.uuid4(),
@@ -135,7 +190,8 @@ async def test_hash_covers_every_field_and_the_previous_hash(sessionmaker: Sessi
         "prev_hash": b"\x01" * 32,
     }
     for name, value in changed.items():
-        assert audit.event_hash(**{**fields, name: value}) != event.hash, name
+        assert audit.event_hash(key, **{**fields, name: value}) != event.hash, name
+    assert audit.event_hash(bytes(32), **fields) != event.hash
 
 
 async def test_intact_chain_verifies(sessionmaker: Sessionmaker) -> None:
@@ -144,7 +200,8 @@ async def test_intact_chain_verifies(sessionmaker: Sessionmaker) -> None:
 
     result = await verify(sessionmaker, organisation.id)
 
-    assert result == audit.VerifyResult(ok=True, checked=5)
+    events = await chain(sessionmaker, organisation.id)
+    assert result == audit.VerifyResult(ok=True, checked=5, head=events[-1].hash)
 
 
 async def test_organisation_without_events_verifies_empty(sessionmaker: Sessionmaker) -> None:
@@ -192,12 +249,14 @@ async def test_backdated_event_is_caught(sessionmaker: Sessionmaker) -> None:
 
 
 async def test_event_rehashed_after_an_edit_breaks_the_link_to_the_next(
-    sessionmaker: Sessionmaker,
+    sessionmaker: Sessionmaker, settings: Settings
 ) -> None:
+    # Even with the chain key, an event rehashed alone no longer fits the one after it.
     organisation = await new_organisation(sessionmaker)
     events = await append(sessionmaker, organisation.id, 3)
     forged = events[1]
     forged_hash = audit.event_hash(
+        audit.chain_key(settings),
         organisation_id=forged.organisation_id,
         seq=forged.seq,
         created_at=forged.created_at,
@@ -266,7 +325,7 @@ async def test_swapped_events_are_caught(sessionmaker: Sessionmaker) -> None:
     assert (result.ok, result.first_broken_seq) == (False, 2)
 
 
-async def test_inserted_event_is_caught(sessionmaker: Sessionmaker) -> None:
+async def test_inserted_event_is_caught(sessionmaker: Sessionmaker, settings: Settings) -> None:
     organisation = await new_organisation(sessionmaker)
     events = await append(sessionmaker, organisation.id, 3)
     # A forged event with a correct hash slotted in after the first, the rest moved up.
@@ -283,7 +342,8 @@ async def test_inserted_event_is_caught(sessionmaker: Sessionmaker) -> None:
         "prev_hash": events[0].hash,
     }
     async with sessionmaker() as session, session.begin():
-        session.add(AuditEvent(**forged, hash=audit.event_hash(**forged)))
+        key = audit.chain_key(settings)
+        session.add(AuditEvent(**forged, hash=audit.event_hash(key, **forged)))
 
     result = await verify(sessionmaker, organisation.id)
     assert (result.ok, result.checked, result.first_broken_seq) == (False, 2, 3)
@@ -303,7 +363,8 @@ async def test_removed_newest_event_leaves_a_shorter_valid_chain(
             )
         )
 
-    assert await verify(sessionmaker, organisation.id) == audit.VerifyResult(ok=True, checked=2)
+    result = await verify(sessionmaker, organisation.id)
+    assert (result.ok, result.checked) == (True, 2)
 
 
 async def test_chains_of_two_organisations_are_independent(sessionmaker: Sessionmaker) -> None:
@@ -320,7 +381,7 @@ async def test_chains_of_two_organisations_are_independent(sessionmaker: Session
     async with sessionmaker() as session:
         results = await audit.verify_all(session)
     assert results[first.id].first_broken_seq == 1
-    assert results[second.id] == audit.VerifyResult(ok=True, checked=3)
+    assert (results[second.id].ok, results[second.id].checked) == (True, 3)
 
 
 async def test_long_detail_is_cut(sessionmaker: Sessionmaker) -> None:
@@ -389,7 +450,37 @@ async def test_concurrent_records_take_consecutive_seqs(sessionmaker: Sessionmak
     assert sorted(seqs) == list(range(1, 21))
     events = await chain(sessionmaker, organisation.id)
     assert sorted(event.detail for event in events) == sorted(str(n) for n in range(20))
-    assert await verify(sessionmaker, organisation.id) == audit.VerifyResult(ok=True, checked=20)
+    result = await verify(sessionmaker, organisation.id)
+    assert (result.ok, result.checked) == (True, 20)
+
+
+@pytest.mark.parametrize("rehash", REHASHES.values(), ids=REHASHES.keys())
+async def test_a_database_writer_cannot_rechain_after_removing_an_event(
+    sessionmaker: Sessionmaker, rehash: Callable[[bytes], bytes]
+) -> None:
+    organisation = await new_organisation(sessionmaker)
+    await append(sessionmaker, organisation.id, 4, detail="planted")
+
+    await remove_and_rechain(sessionmaker, organisation.id, 2, rehash)
+
+    assert [event.seq for event in await chain(sessionmaker, organisation.id)] == [1, 2, 3]
+    result = await verify(sessionmaker, organisation.id)
+    assert (result.ok, result.checked, result.first_broken_seq) == (False, 0, 1)
+    assert result.problem is not None
+    assert "changed" in result.problem
+
+
+async def test_a_session_without_the_settings_writes_no_event(
+    settings: Settings, sessionmaker: Sessionmaker
+) -> None:
+    organisation = await new_organisation(sessionmaker)
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            with pytest.raises(RuntimeError, match="audit chain"):
+                await audit.record(session, organisation_id=organisation.id, action="case.read")
+    finally:
+        await engine.dispose()
 
 
 def test_lock_key_is_a_positive_bigint_per_organisation() -> None:
@@ -405,6 +496,7 @@ async def run_cli(
 ) -> None:
     monkeypatch.setenv("PISTALKA_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("PISTALKA_DATA_DIR", str(tmp_path / "cli"))
+    monkeypatch.setenv("PISTALKA_SECRET_KEY", settings.server_key.hex())
     # The command runs its own event loop, so it cannot run on this one.
     await asyncio.to_thread(main, list(argv))
 
@@ -449,3 +541,24 @@ async def test_audit_verify_command_fails_on_a_tampered_chain(
     out = capsys.readouterr().out
     assert f"{tampered.slug}: 1 events checked, BROKEN at seq 2: event was changed" in out
     assert f"{intact.slug}: 2 events checked, OK" in out
+
+
+@pytest.mark.parametrize("rehash", REHASHES.values(), ids=REHASHES.keys())
+async def test_audit_verify_command_fails_on_a_chain_rewritten_without_the_key(
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    rehash: Callable[[bytes], bytes],
+) -> None:
+    organisation = await new_organisation(sessionmaker)
+    await append(sessionmaker, organisation.id, 3)
+    await remove_and_rechain(sessionmaker, organisation.id, 3, rehash)
+
+    with pytest.raises(SystemExit) as exit_info:
+        await run_cli(settings, tmp_path, monkeypatch, "audit", "verify")
+
+    assert exit_info.value.code == 1
+    out = capsys.readouterr().out
+    assert f"{organisation.slug}: 0 events checked, BROKEN at seq 1: event was changed" in out

@@ -14,7 +14,7 @@ from app.main import create_app
 from app.models import AuditEvent, Report
 from app.models.base import utcnow
 from app.services import deadlines
-from tests.factories import login, register, submit, verified_organisation
+from tests.factories import access_reasons, login, register, submit, verified_organisation
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 REASON = "initial assessment"
@@ -123,11 +123,7 @@ async def test_first_open_asks_for_the_reason_then_shows_the_case(
     page = await _open(client, case["id"])
     assert "The director approved invoices for work never done." in page
     assert "whistle@example.org" in page
-    async with sessionmaker() as session:
-        details = list(
-            await session.scalars(select(AuditEvent.detail).where(AuditEvent.action == "case.read"))
-        )
-    assert details == [REASON]
+    assert await access_reasons(sessionmaker, "case.read") == [REASON]
 
 
 async def test_too_short_a_reason_is_refused_on_the_page(

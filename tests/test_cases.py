@@ -12,7 +12,7 @@ from app.config import Settings
 from app.main import create_app
 from app.models import AuditEvent, PurgedReport, Report
 from app.services import deadlines
-from tests.factories import login, register, submit, verified_organisation
+from tests.factories import access_reasons, login, register, submit, verified_organisation
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 REASON = {"X-Access-Reason": "initial assessment"}
@@ -90,11 +90,7 @@ async def test_first_read_needs_a_reason_which_is_audited(
     assert opened.status_code == 200
     assert opened.json()["report"]["description"].startswith("The director")
     assert (await client.get(f"/api/v1/cases/{case['id']}")).status_code == 200  # same session
-    async with sessionmaker() as session:
-        events = list(
-            await session.scalars(select(AuditEvent).where(AuditEvent.action == "case.read"))
-        )
-    assert [e.detail for e in events] == ["initial assessment"]
+    assert await access_reasons(sessionmaker, "case.read") == ["initial assessment"]
 
 
 async def test_acknowledgement_writes_to_the_whistleblower_and_mails_them(
@@ -367,14 +363,8 @@ async def test_file_download_through_the_api_needs_the_reason_and_is_audited(
     assert response.headers["content-disposition"].startswith("attachment;")
     async with sessionmaker() as session:
         actions = [e.action for e in await session.scalars(select(AuditEvent))]
-        reasons = [
-            e.detail
-            for e in await session.scalars(
-                select(AuditEvent).where(AuditEvent.action == "case.read")
-            )
-        ]
     assert "case.file" in actions
-    assert reasons == ["kontrola úřadu"]
+    assert await access_reasons(sessionmaker, "case.read") == ["kontrola úřadu"]
 
 
 async def test_triage_is_kept_sealed_with_the_case(

@@ -12,17 +12,17 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.deps import session_cookie_name
 from app.main import create_app
-from app.models import AuditEvent, Organisation
+from app.models import Organisation
 from app.models.base import utcnow
 from app.services import auth
 from app.services.export import export_zip
-from tests.factories import login, register, submit, verified_organisation
+from tests.factories import access_reasons, login, register, submit, verified_organisation
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 REASON = "the organisation leaves the service"
@@ -40,11 +40,7 @@ def _csrf(page: httpx.Response) -> str:
 
 
 async def _export_events(sessionmaker: Sessionmaker) -> list[str]:
-    async with sessionmaker() as session:
-        found = await session.scalars(
-            select(AuditEvent.detail).where(AuditEvent.action == "organisation.export")
-        )
-        return list(found)
+    return await access_reasons(sessionmaker, "organisation.export")
 
 
 @pytest.fixture
@@ -159,7 +155,7 @@ async def test_export_holds_every_case_its_files_the_register_and_the_audit(
     assert ("case.message", first) in actions
     assert ("case.note", first) in actions
     last = trail[-1]
-    assert (last["action"], last["detail"], last["member_email"]) == (
+    assert (last["action"], last["reason"], last["member_email"]) == (
         "organisation.export",
         REASON,
         org["email"],

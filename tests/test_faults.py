@@ -505,7 +505,7 @@ async def _app_with_one_connection(
     engine = create_async_engine(
         settings.resolved_database_url, pool_size=1, max_overflow=0, pool_timeout=0.3
     )
-    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.sessionmaker = create_sessionmaker(engine, settings)
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -7,14 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.models import AuditEvent
 from app.models.base import utcnow
 from app.services import deadlines
 from app.services.register import summarise
-from tests.factories import login, register, submit, verified_organisation
+from tests.factories import access_reasons, login, register, submit, verified_organisation
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 REASON = {"X-Access-Reason": "annual review of the register"}
@@ -64,11 +62,7 @@ def _csrf(page: httpx.Response) -> str:
 
 
 async def _exports(sessionmaker: Sessionmaker) -> list[str]:
-    async with sessionmaker() as session:
-        events = await session.scalars(
-            select(AuditEvent).where(AuditEvent.action == "register.export")
-        )
-        return [event.detail for event in events]
+    return await access_reasons(sessionmaker, "register.export")
 
 
 async def test_register_lists_reports_oldest_first_with_identity_only_when_known(

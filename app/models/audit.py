@@ -25,6 +25,11 @@ class AuditEvent(UUIDPrimaryKey, Base):
     # No foreign key: the trail outlives the report's purge.
     report_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     action: Mapped[str] = mapped_column(String(40))
+    # A reason typed by a person is here only as a commitment ("sealed:" and a SHA-256).
     detail: Mapped[str] = mapped_column(String(500), default="")
+    # That reason sealed to the organisation key of `reason_key_version`; outside the chain, so a
+    # key rotation re-seals it without breaking the chain.
+    sealed_reason: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reason_key_version: Mapped[int | None] = mapped_column(Integer)
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))

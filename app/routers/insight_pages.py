@@ -11,7 +11,7 @@ from app.db import SessionDep
 from app.deps import CurrentMemberDep
 from app.i18n import N_, gettext
 from app.schemas.report import CATEGORIES
-from app.services import cases, charts, organisations, statistics
+from app.services import audit, cases, charts, organisations, statistics
 from app.templating import render, request_language
 from app.vocabulary import AUDIT_ACTION_LABELS, CHANNEL_LABELS, OUTCOME_LABELS, TRIAGE_LABELS
 
@@ -75,11 +75,17 @@ async def show_audit(
     slug: str, request: Request, current: CurrentMemberDep, session: SessionDep
 ) -> HTMLResponse:
     # The trail holds no report content: no key is needed, so a member still awaiting a grant
-    # can check it too.
+    # can check it too; the reasons of access open only with the organisation key.
     organisation = await organisations.member_organisation(session, current.member.id, slug)
-    log = await statistics.audit_log(session, organisation)
+    keys = await cases.reason_keys(session, current, slug)
+    log = await statistics.audit_log(session, organisation, keys)
     return render(
         request,
         "admin/audit.html",
-        {"organisation": organisation, "log": log, "actions": AUDIT_ACTION_LABELS},
+        {
+            "organisation": organisation,
+            "log": log,
+            "actions": AUDIT_ACTION_LABELS,
+            "short_hash": audit.short_hash,
+        },
     )

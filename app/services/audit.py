@@ -1,29 +1,44 @@
 """The audit trail: append-only events, hash-chained per organisation.
 
-Each event's hash covers its own fields and the previous event's hash, so changing, removing,
-reordering or inserting an event breaks the chain from that point on. `verify` walks a chain and
-names the first event that does not fit. Events say who did what and why, never what a report says.
+Each event's hash is an HMAC under a sub-key of the server key over its own fields and the
+previous event's hash, so changing, removing, reordering or inserting an event breaks the chain
+from that point on, and whoever can only write to the database cannot compute a chain of their
+own. `verify` walks a chain and names the first event that does not fit. Events say who did what
+and why, never what a report says.
+
+The reason a person types (opening a case, an export) is sealed to the organisation key: the
+event's detail holds only a commitment, SHA-256 over a random nonce and the reason, which the chain
+covers; the ciphertext beside it is not chained, so a key rotation can re-seal it.
 """
 
 import hashlib
 import hmac
 import json
+import secrets
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Row, false, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import crypto
+from app.config import Settings
+from app.db import sqlite_write_lock
+from app.models import Organisation
 from app.models.audit import AuditEvent
 from app.models.base import utcnow
+from app.services import keys
 
 GENESIS_HASH = bytes(32)
 MAX_ACTION_LENGTH = 40
 MAX_DETAIL_LENGTH = 500
 VERIFY_BATCH = 1000
 LOCK_NAMESPACE = b"pistalka.audit:"
+KEY_PURPOSE = "audit-chain"
+REASON_PREFIX = "sealed:"
+REASON_NONCE_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -34,9 +49,25 @@ class VerifyResult:
     checked: int
     first_broken_seq: int | None = None
     problem: str | None = None
+    # The newest event's hash of an intact chain, for comparing with a copy kept elsewhere.
+    head: bytes | None = None
 
 
-def event_hash(
+def chain_key(settings: Settings) -> bytes:
+    """The key of the organisations' audit chains; the database never holds it."""
+    return keys.server_subkey(settings, KEY_PURPOSE)
+
+
+def _session_key(session: AsyncSession) -> bytes:
+    settings = session.info.get("settings")
+    if not isinstance(settings, Settings):
+        raise RuntimeError(
+            "the audit chain needs a session of create_sessionmaker(engine, settings)"
+        )
+    return chain_key(settings)
+
+
+def encode_event(
     *,
     organisation_id: uuid.UUID,
     seq: int,
@@ -47,7 +78,7 @@ def event_hash(
     detail: str,
     prev_hash: bytes,
 ) -> bytes:
-    """SHA-256 over a canonical JSON encoding of an event's fields and the previous hash."""
+    """The canonical JSON encoding of an event's fields and the previous hash."""
     # Sorted keys, no optional whitespace and JSON string escaping: one byte string per event,
     # and no two different events share it (no field can spill into another).
     payload = {
@@ -61,7 +92,88 @@ def event_hash(
         "prev_hash": prev_hash.hex(),
     }
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(encoded.encode()).digest()
+    return encoded.encode()
+
+
+def event_hash(
+    key: bytes,
+    *,
+    organisation_id: uuid.UUID,
+    seq: int,
+    created_at: datetime,
+    member_id: uuid.UUID | None,
+    report_id: uuid.UUID | None,
+    action: str,
+    detail: str,
+    prev_hash: bytes,
+) -> bytes:
+    """HMAC-SHA256 under the chain key over the event's canonical encoding."""
+    encoded = encode_event(
+        organisation_id=organisation_id,
+        seq=seq,
+        created_at=created_at,
+        member_id=member_id,
+        report_id=report_id,
+        action=action,
+        detail=detail,
+        prev_hash=prev_hash,
+    )
+    return hmac.new(key, encoded, hashlib.sha256).digest()
+
+
+def _reason_aad(event_id: uuid.UUID) -> bytes:
+    return b"audit-reason|" + event_id.bytes
+
+
+def _commitment(sealed: bytes) -> str:
+    return REASON_PREFIX + hashlib.sha256(sealed).hexdigest()
+
+
+def seal_reason(public_key: bytes, event_id: uuid.UUID, reason: str) -> tuple[str, bytes]:
+    """The commitment an event's detail holds, and the reason sealed to the organisation key."""
+    # The nonce keeps a short reason ("kontrola") from being found by hashing guesses.
+    sealed = secrets.token_bytes(REASON_NONCE_SIZE) + reason.encode()
+    return _commitment(sealed), crypto.seal_to(public_key, sealed, _reason_aad(event_id))
+
+
+def reseal_reason(
+    old_private_key: bytes, new_public_key: bytes, event_id: uuid.UUID, sealed_reason: bytes
+) -> bytes | None:
+    """The same nonce and reason sealed to a new key (the commitment stays); None if unreadable."""
+    aad = _reason_aad(event_id)
+    try:
+        sealed = crypto.open_with(old_private_key, sealed_reason, aad)
+    except crypto.CryptoError:
+        return None
+    return crypto.seal_to(new_public_key, sealed, aad)
+
+
+def is_sealed(detail: str) -> bool:
+    return detail.startswith(REASON_PREFIX)
+
+
+def open_reasons(
+    events: Iterable[AuditEvent], private_keys: Mapping[int, bytes]
+) -> dict[uuid.UUID, str]:
+    """The reasons of those events that open with the keys (by version) and fit their commitment."""
+    opened = {}
+    for event in events:
+        key = private_keys.get(event.reason_key_version or 0)
+        if event.sealed_reason is None or key is None:
+            continue
+        try:
+            sealed = crypto.open_with(key, event.sealed_reason, _reason_aad(event.id))
+        except crypto.CryptoError:
+            continue
+        # A ciphertext swapped in by SQL opens (the public key is public) but fits no commitment.
+        if hmac.compare_digest(_commitment(sealed).encode(), event.detail.encode()):
+            opened[event.id] = sealed[REASON_NONCE_SIZE:].decode(errors="replace")
+    return opened
+
+
+def short_hash(value: bytes) -> str:
+    """The first 64 bits of a chain hash in hex: enough to compare with a note kept elsewhere."""
+    return value[:8].hex()
 
 
 def lock_key(organisation_id: uuid.UUID) -> int:
@@ -87,6 +199,30 @@ async def _lock_chain(session: AsyncSession, organisation_id: uuid.UUID) -> None
         )
 
 
+@dataclass(frozen=True)
+class _Pending:
+    action: str
+    report_id: uuid.UUID | None
+    detail: str
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    sealed_reason: bytes | None = field(default=None, repr=False)
+    reason_key_version: int | None = None
+
+
+async def _organisation_key(session: AsyncSession, organisation_id: uuid.UUID) -> tuple[bytes, int]:
+    # Locked before the chain, in the order a key rotation's last step takes both, so the
+    # rotation either sees this event to re-seal or has already swapped the key we read.
+    await sqlite_write_lock(session)
+    row = (
+        await session.execute(
+            select(Organisation.public_key, Organisation.key_version)
+            .where(Organisation.id == organisation_id)
+            .with_for_update()
+        )
+    ).one()
+    return row.public_key, row.key_version
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -95,15 +231,22 @@ async def record(
     member_id: uuid.UUID | None = None,
     report_id: uuid.UUID | None = None,
     detail: str = "",
+    reason: str | None = None,
 ) -> AuditEvent:
-    """Append the next event of the organisation's chain in the caller's transaction."""
-    events = await record_many(
-        session,
-        organisation_id=organisation_id,
-        events=[(action, report_id, detail)],
-        member_id=member_id,
-    )
-    return events[0]
+    """Append the next event of the organisation's chain in the caller's transaction.
+
+    `reason`, typed by a person, is sealed to the organisation key instead of being stored in
+    `detail`.
+    """
+    pending = _Pending(action, report_id, detail)
+    if reason is not None:
+        if detail:
+            raise ValueError("an audit event has either a detail or a reason")
+        public_key, key_version = await _organisation_key(session, organisation_id)
+        commitment, sealed = seal_reason(public_key, pending.id, reason[:MAX_DETAIL_LENGTH])
+        pending = _Pending(action, report_id, commitment, pending.id, sealed, key_version)
+    [event] = await _append(session, organisation_id, member_id, [pending])
+    return event
 
 
 async def record_many(
@@ -114,8 +257,20 @@ async def record_many(
     member_id: uuid.UUID | None = None,
 ) -> list[AuditEvent]:
     """Append events (action, report id, detail) to the chain under one lock, in order."""
-    for action, _, _ in events:
-        if not action or len(action) > MAX_ACTION_LENGTH:
+    return await _append(
+        session, organisation_id, member_id, [_Pending(*event) for event in events]
+    )
+
+
+async def _append(
+    session: AsyncSession,
+    organisation_id: uuid.UUID,
+    member_id: uuid.UUID | None,
+    events: Sequence[_Pending],
+) -> list[AuditEvent]:
+    key = _session_key(session)
+    for pending in events:
+        if not pending.action or len(pending.action) > MAX_ACTION_LENGTH:
             raise ValueError(f"audit action must be 1 to {MAX_ACTION_LENGTH} characters")
     await _lock_chain(session, organisation_id)
     last = (
@@ -130,25 +285,29 @@ async def record_many(
     # Set here rather than by the column default: the hash must cover the stored value.
     created_at = utcnow()
     appended = []
-    for action, report_id, detail in events:
+    for pending in events:
         seq += 1
-        detail = detail[:MAX_DETAIL_LENGTH]
+        detail = pending.detail[:MAX_DETAIL_LENGTH]
         event = AuditEvent(
+            id=pending.id,
             organisation_id=organisation_id,
             seq=seq,
             created_at=created_at,
             member_id=member_id,
-            report_id=report_id,
-            action=action,
+            report_id=pending.report_id,
+            action=pending.action,
             detail=detail,
+            sealed_reason=pending.sealed_reason,
+            reason_key_version=pending.reason_key_version,
             prev_hash=prev_hash,
             hash=event_hash(
+                key,
                 organisation_id=organisation_id,
                 seq=seq,
                 created_at=created_at,
                 member_id=member_id,
-                report_id=report_id,
-                action=action,
+                report_id=pending.report_id,
+                action=pending.action,
                 detail=detail,
                 prev_hash=prev_hash,
             ),
@@ -175,10 +334,11 @@ _CHAIN_COLUMNS = (
 )
 
 
-def _check(event: ChainRow, expected_seq: int, expected_prev: bytes) -> str | None:
+def _check(key: bytes, event: ChainRow, expected_seq: int, expected_prev: bytes) -> str | None:
     if event.seq != expected_seq:
         return f"event {expected_seq} is missing (the next one found is {event.seq})"
     recomputed = event_hash(
+        key,
         organisation_id=event.organisation_id,
         seq=event.seq,
         created_at=event.created_at,
@@ -200,11 +360,13 @@ async def verify(session: AsyncSession, organisation_id: uuid.UUID) -> VerifyRes
 
     Detected: an event whose fields were changed (its hash no longer matches), an event removed
     from the start or the middle (a gap in seq, or a prev_hash that does not match), and events
-    reordered or inserted (their hashes cover seq and the previous hash). Not detectable from the
-    chain alone: removing the newest events, which leaves a shorter chain that is still intact,
-    and rewriting the chain from some event to its end, since the hash is not keyed. A caller
-    that kept the number of events or the newest hash elsewhere can compare it with `checked`.
+    reordered or inserted (their hashes cover seq and the previous hash), also when the events
+    after were rehashed: that takes the chain key, which the database does not hold. Not
+    detectable from the chain alone: removing the newest events, which leaves a shorter chain
+    that is still intact, and a rewrite by whoever holds the server key. A caller that kept the
+    number of events and the newest hash elsewhere can compare them with `checked` and `head`.
     """
+    key = _session_key(session)
     checked = 0
     expected_prev = GENESIS_HASH
     after = 0
@@ -220,7 +382,7 @@ async def verify(session: AsyncSession, organisation_id: uuid.UUID) -> VerifyRes
         ).all()
         for event in batch:
             expected_seq = checked + 1
-            problem = _check(event, expected_seq, expected_prev)
+            problem = _check(key, event, expected_seq, expected_prev)
             if problem is not None:
                 return VerifyResult(
                     ok=False, checked=checked, first_broken_seq=expected_seq, problem=problem
@@ -228,7 +390,7 @@ async def verify(session: AsyncSession, organisation_id: uuid.UUID) -> VerifyRes
             checked += 1
             expected_prev = event.hash
         if len(batch) < VERIFY_BATCH:
-            return VerifyResult(ok=True, checked=checked)
+            return VerifyResult(ok=True, checked=checked, head=expected_prev if checked else None)
         after = batch[-1].seq
 
 

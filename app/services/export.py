@@ -94,7 +94,7 @@ async def export_zip(
         organisation_id=access.organisation.id,
         action=ACTION,
         member_id=current.member.id,
-        detail=reason,
+        reason=reason,
     )
     made_at = utcnow()
     today = deadlines.local_date(made_at)
@@ -188,7 +188,7 @@ async def _archive(
             )
             references.update({rid: f"{year}-{number:04d}" for rid, year, number in purged})
             async for piece in _audit_trail(
-                session, archive, sink, organisation_id, references, made_at, counts
+                session, archive, sink, access, references, made_at, counts
             ):
                 yield piece
             verification = await audit.verify(session, organisation_id)
@@ -320,12 +320,18 @@ async def _audit_trail(
     session: AsyncSession,
     archive: zipfile.ZipFile,
     sink: _Sink,
-    organisation_id: uuid.UUID,
+    access: cases.CaseAccess,
     references: dict[uuid.UUID, str],
     made_at: datetime,
     counts: dict[str, int],
 ) -> AsyncIterator[bytes]:
-    """audit.json: every event in order, with its hashes so the chain can be checked offline."""
+    """audit.json: every event in order with its hashes, and the reasons of access opened.
+
+    The hashes are keyed under the server key, so the chain is checked by `pistalka audit
+    verify`; a copy of the newest hash kept elsewhere shows a later rewrite of the events before.
+    """
+    organisation_id = access.organisation.id
+    private_keys = cases.private_keys(access)
     info = _entry("audit.json", made_at)
     info.compress_type = zipfile.ZIP_DEFLATED
     after = 0
@@ -341,6 +347,7 @@ async def _audit_trail(
                 )
             )
             emails = await _emails(session, (event.member_id for event in batch))
+            reasons = audit.open_reasons(batch, private_keys)
             for event in batch:
                 entry = {
                     "seq": event.seq,
@@ -353,6 +360,7 @@ async def _audit_trail(
                     else None,
                     "action": event.action,
                     "detail": event.detail,
+                    "reason": reasons.get(event.id),
                     "prev_hash": event.prev_hash.hex(),
                     "hash": event.hash.hex(),
                 }

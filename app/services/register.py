@@ -131,7 +131,7 @@ async def export(
             organisation_id=access.organisation.id,
             action="register.export",
             member_id=current.member.id,
-            detail=reason,
+            reason=reason,
         )
     return await register_rows(session, accesses)
 

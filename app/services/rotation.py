@@ -4,10 +4,10 @@ It runs when a designated person who had access is removed (their copy of the ol
 open the reports that come after) or when a key holder asks for it. `start` makes the new key
 pair in the key holder's request and seals its private half to every remaining key holder
 (`Membership.next_org_key_grant`) and to the recovery key pair; nothing else ever holds it.
-`complete` then re-seals the report keys in short batches, each report marked with the key
-version it is sealed to, and swaps the keys in one last transaction that destroys the old
-grants. A crash at any point leaves every report readable (by the old or the new key, both
-granted to every remaining key holder) and the rotation resumable by any of them.
+`complete` then re-seals the report keys and the reasons of access in short batches, each
+marked with the key version it is sealed to, and swaps the keys in one last transaction that
+destroys the old grants. A crash at any point leaves every report readable (by the old or the
+new key, both granted to every remaining key holder) and the rotation resumable by any of them.
 """
 
 import hmac
@@ -24,7 +24,7 @@ from app.config import Settings
 from app.db import sqlite_write_lock
 from app.errors import Conflict, Forbidden, KeyIntegrityFailure
 from app.i18n import N_
-from app.models import KeyRotation, Member, Membership, Organisation, Report
+from app.models import AuditEvent, KeyRotation, Member, Membership, Organisation, Report
 from app.services import audit, grants, keys, reports
 
 logger = logging.getLogger("pistalka.keys")
@@ -202,6 +202,40 @@ async def _reseal_batch(session: AsyncSession, job: Job, new_public_key: bytes) 
     return len(rows)
 
 
+async def _reseal_reasons_batch(session: AsyncSession, job: Job, new_public_key: bytes) -> int:
+    """Re-seal reasons of access; their commitments, which the audit chain covers, stay."""
+    rows = (
+        await session.execute(
+            select(AuditEvent.id, AuditEvent.sealed_reason)
+            .where(
+                AuditEvent.organisation_id == job.organisation_id,
+                AuditEvent.reason_key_version == job.old_version,
+            )
+            .limit(BATCH)
+        )
+    ).all()
+    if not rows:
+        return 0
+    table = cast(Table, AuditEvent.__table__)
+    # A ciphertext the old key does not open (written by SQL) is dropped rather than stopping
+    # the rotation: it opened for nobody anyway.
+    await session.execute(
+        update(table)
+        .where(table.c.id == bindparam("event_id"), table.c.reason_key_version == job.old_version)
+        .values(sealed_reason=bindparam("sealed"), reason_key_version=job.old_version + 1),
+        [
+            {
+                "event_id": event_id,
+                "sealed": None
+                if sealed is None
+                else audit.reseal_reason(job.old_private_key, new_public_key, event_id, sealed),
+            }
+            for event_id, sealed in rows
+        ],
+    )
+    return len(rows)
+
+
 async def complete(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, job: Job
 ) -> int:
@@ -219,6 +253,11 @@ async def complete(
         async with sessionmaker() as session, session.begin():
             done = await _reseal_batch(session, job, new_public_key)
         resealed += done
+        if done < BATCH:
+            break
+    while True:
+        async with sessionmaker() as session, session.begin():
+            done = await _reseal_reasons_batch(session, job, new_public_key)
         if done < BATCH:
             break
     async with sessionmaker() as session, session.begin():
@@ -241,6 +280,8 @@ async def _swap(session: AsyncSession, settings: Settings, job: Job, new_public_
     resealed = 0
     while done := await _reseal_batch(session, job, new_public_key):
         resealed += done
+    while await _reseal_reasons_batch(session, job, new_public_key):
+        pass
     organisation.public_key = new_public_key
     organisation.key_version = job.old_version + 1
     organisation.recovery_grant = rotation.recovery_grant

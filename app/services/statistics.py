@@ -7,6 +7,7 @@ the year, so every page view records one `stats.read` audit event. Only the coun
 
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from statistics import median
@@ -72,6 +73,10 @@ class AuditEntry:
     # None when the event concerns no report or the report was purged.
     reference: str | None
     detail: str
+    # A reason of access that the viewer's keys do not open.
+    sealed: bool = False
+    # The start of the event's chain hash, to compare with a copy noted elsewhere.
+    hash: str = ""
 
 
 @dataclass(frozen=True)
@@ -220,11 +225,19 @@ async def organisation_statistics(
 
 
 async def audit_log(
-    session: AsyncSession, organisation: Organisation, *, limit: int = 200
+    session: AsyncSession,
+    organisation: Organisation,
+    private_keys: Mapping[int, bytes],
+    *,
+    limit: int = 200,
 ) -> AuditLog:
-    """The chain's verification and its newest events, with who acted and on which case."""
+    """The chain's verification and its newest events, with who acted and on which case.
+
+    Reasons of access show to a viewer whose `private_keys` (by key version) open them.
+    """
     verification = await audit.verify(session, organisation.id)
     found: list[AuditEvent] = await audit.events(session, organisation.id, limit=limit)
+    reasons = audit.open_reasons(found, private_keys)
     member_ids = {event.member_id for event in found if event.member_id is not None}
     report_ids = {event.report_id for event in found if event.report_id is not None}
     emails: dict[uuid.UUID, str] = {}
@@ -252,7 +265,9 @@ async def audit_log(
             action=event.action,
             report_id=event.report_id,
             reference=references.get(event.report_id) if event.report_id is not None else None,
-            detail=event.detail,
+            detail=reasons.get(event.id, "" if audit.is_sealed(event.detail) else event.detail),
+            sealed=event.id not in reasons and audit.is_sealed(event.detail),
+            hash=audit.short_hash(event.hash),
         )
         for event in found
     ]
