@@ -237,7 +237,7 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     """Build the application; `pistalka serve` runs the worker in the same process."""
     settings = settings or Settings()
     engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = create_sessionmaker(engine, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

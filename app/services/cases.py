@@ -155,6 +155,15 @@ async def accessible_organisations(
     return [_access(current, *row)]
 
 
+async def reason_keys(session: AsyncSession, current: CurrentMember, slug: str) -> dict[int, bytes]:
+    """The keys that open the organisation's reasons of access; none without a grant."""
+    try:
+        [access] = await accessible_organisations(session, current, slug)
+    except Forbidden:
+        return {}
+    return private_keys(access)
+
+
 async def open_case(
     session: AsyncSession, current: CurrentMember, case_id: str
 ) -> tuple[CaseAccess, Report]:
@@ -188,6 +197,15 @@ def report_key(access: CaseAccess, report: Report) -> bytes:
     return crypto.open_with(
         private_key, report.key_for_organisation, reports.aad(b"report-key", report.id)
     )
+
+
+def private_keys(access: CaseAccess) -> dict[int, bytes]:
+    """The organisation private keys the access holds, by key version."""
+    version = access.organisation.key_version
+    found = {version: access.org_private_key}
+    if access.next_private_key is not None:
+        found[version + 1] = access.next_private_key
+    return found
 
 
 def _received_on(report: Report) -> date:
@@ -369,7 +387,14 @@ async def ensure_reason(
         return
     if not reason or len(reason.strip()) < 3:
         raise Conflict(N_("Give the reason for opening this case."), code="access_reason_required")
-    await _audit(session, access, report, "case.read", reason.strip()[:500])
+    await audit.record(
+        session,
+        organisation_id=access.organisation.id,
+        action="case.read",
+        member_id=access.member_id,
+        report_id=report.id,
+        reason=reason.strip()[:500],
+    )
 
 
 async def read_case(
@@ -732,8 +757,12 @@ async def close(session: AsyncSession, access: CaseAccess, report: Report) -> No
 async def timeline(
     session: AsyncSession, access: CaseAccess, report: Report, *, limit: int = 200
 ) -> list[CaseEvent]:
-    """The case's audit events, newest first, with the e-mail of the person who acted."""
+    """The case's audit events, newest first, with the e-mail of the person who acted.
+
+    Reasons of access are opened with the organisation key; one that does not open is left out.
+    """
     found = await audit.events(session, access.organisation.id, report_id=report.id, limit=limit)
+    reasons = audit.open_reasons(found, private_keys(access))
     member_ids = {event.member_id for event in found if event.member_id is not None}
     emails: dict[uuid.UUID, str] = {}
     if member_ids:
@@ -746,7 +775,7 @@ async def timeline(
             created_at=event.created_at,
             email=emails.get(event.member_id) if event.member_id is not None else None,
             action=event.action,
-            detail=event.detail,
+            detail=reasons.get(event.id, "" if audit.is_sealed(event.detail) else event.detail),
         )
         for event in found
     ]
