@@ -37,6 +37,10 @@ class _Handler:
         # Stored as a local mailbox would: with the wire's CRLF line ends turned into LF.
         content = content.replace(b"\r\n", b"\n")
         message = BytesParser(_class=EmailMessage, policy=default_policy).parsebytes(content)
+        if self.server.refuse_next > 0:
+            self.server.refuse_next -= 1
+            self.server.refused.append(message)
+            return self.server.refusal
         # Appended from the server's thread; list.append is atomic, and the envelope goes first
         # so a reader that sees the message also sees its envelope.
         self.server.envelopes.append(Envelope(envelope.mail_from, list(envelope.rcpt_tos)))
@@ -59,6 +63,10 @@ class SMTPServer:
         self.port = port if port is not None else find_free_port(host)
         self.messages: list[EmailMessage] = []
         self.envelopes: list[Envelope] = []
+        # The next this many messages are answered with `refusal` and kept in `refused`.
+        self.refuse_next = 0
+        self.refusal = "451 4.3.0 Try again later"
+        self.refused: list[EmailMessage] = []
         self._controller: Controller | None = None
 
     @property

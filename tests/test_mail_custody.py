@@ -2,22 +2,28 @@
 longer needs. The tests act as an attacker with a copy of the database files and the server key.
 """
 
+import asyncio
 import shutil
 import sqlite3
 import struct
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
+import pytest
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crypto
 from app.config import Settings
 from app.main import create_app
-from app.services import mail, reports
+from app.models import OutboxMail, Report
+from app.routers.intake import _form_token
+from app.services import courier, mail, reports
 from tests.factories import submit, verified_organisation
 from tests.smtp import SMTPServer
 
@@ -216,3 +222,155 @@ async def test_no_dead_row_of_the_outbox_on_postgresql_carries_a_receipt(
                 assert form not in plaintext
     # The attack works: the organisation's mails, sent and deleted, are dead rows that open.
     assert opened
+
+
+def app_client(settings: Settings) -> tuple[Any, httpx.AsyncClient]:
+    app = create_app(settings)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    return app, client
+
+
+async def outbox_kinds(sessionmaker: Sessionmaker) -> list[str]:
+    async with sessionmaker() as session:
+        return sorted(await session.scalars(select(OutboxMail.kind)))
+
+
+async def test_the_receipt_arrives_from_memory_and_never_enters_the_outbox(
+    settings: Settings, sessionmaker: Sessionmaker, smtp_server: SMTPServer
+) -> None:
+    app, client = app_client(settings.model_copy(update={"smtp_port": smtp_server.port}))
+    async with client:
+        organisation = await verified_organisation(client, sessionmaker)
+        submitted = await submit(client, organisation["slug"], email=WHISTLEBLOWER)
+    [receipt] = await smtp_server.wait_for(1)
+    await app.state.engine.dispose()
+
+    assert receipt["To"] == WHISTLEBLOWER
+    assert submitted["tracking_url"] in receipt.get_content()
+    assert await outbox_kinds(sessionmaker) == ["new_report", "verify_email"]
+
+
+async def test_a_mail_to_the_whistleblower_leaves_only_once_its_transaction_commits(
+    settings: Settings, sessionmaker: Sessionmaker, smtp_server: SMTPServer
+) -> None:
+    settings = settings.model_copy(update={"smtp_port": smtp_server.port})
+    async with sessionmaker() as session:
+        await session.execute(select(OutboxMail.id))
+        courier.send_after_commit(session, settings, to=WHISTLEBLOWER, subject="S", text="T")
+        await asyncio.sleep(0.2)
+        assert smtp_server.messages == []
+        await session.commit()
+    [message] = await smtp_server.wait_for(1)
+    assert message["To"] == WHISTLEBLOWER
+
+
+async def test_a_mail_to_the_whistleblower_is_dropped_when_its_transaction_rolls_back(
+    settings: Settings, sessionmaker: Sessionmaker, smtp_server: SMTPServer
+) -> None:
+    settings = settings.model_copy(update={"smtp_port": smtp_server.port})
+    async with sessionmaker() as session:
+        await session.execute(select(OutboxMail.id))
+        courier.send_after_commit(session, settings, to=WHISTLEBLOWER, subject="S", text="T")
+        await session.rollback()
+        # Whatever the session commits later does not bring it back.
+        await session.execute(select(OutboxMail.id))
+        await session.commit()
+    await asyncio.sleep(0.3)
+    assert smtp_server.messages == []
+    assert courier.current().pending == 0
+
+
+async def test_no_receipt_for_a_report_whose_file_was_refused_on_the_form(
+    settings: Settings, sessionmaker: Sessionmaker, smtp_server: SMTPServer
+) -> None:
+    # The form answers the refused file itself: the report's savepoint rolls back, the request's
+    # transaction commits.
+    settings = settings.model_copy(update={"smtp_port": smtp_server.port})
+    app, client = app_client(settings)
+    async with client:
+        organisation = await verified_organisation(client, sessionmaker)
+        response = await client.post(
+            f"/{organisation['slug']}?lang=en",
+            data={
+                "started": _form_token(settings, int(time.time()) - 10),
+                "website": "",
+                "description": DESCRIPTION,
+                "email": WHISTLEBLOWER,
+            },
+            files={
+                "files": (
+                    "cut.jpg",
+                    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 40,
+                    "image/jpeg",
+                )
+            },
+        )
+    await app.state.engine.dispose()
+    assert response.status_code == 422, response.text
+    await asyncio.sleep(0.3)
+    assert [m for m in smtp_server.messages if m["To"] == WHISTLEBLOWER] == []
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Report)) == 0
+
+
+async def test_a_refused_receipt_is_retried_in_memory_and_delivered_once_with_one_message_id(
+    settings: Settings,
+    sessionmaker: Sessionmaker,
+    smtp_server: SMTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(courier, "RETRY_BASE", timedelta(seconds=0.05))
+    smtp_server.refuse_next = 3  # the server is busy for the first three attempts
+    settings = settings.model_copy(update={"smtp_port": smtp_server.port})
+    async with sessionmaker() as session:
+        await session.execute(select(OutboxMail.id))
+        courier.send_after_commit(session, settings, to=WHISTLEBLOWER, subject="S", text="T")
+        await session.commit()
+
+    [message] = await smtp_server.wait_for(1)
+    await asyncio.sleep(0.5)
+    assert len(smtp_server.messages) == 1
+    assert len(smtp_server.refused) == 3
+    assert {refused["Message-ID"] for refused in smtp_server.refused} == {message["Message-ID"]}
+    assert courier.current().pending == 0
+
+
+async def test_a_permanently_refused_mail_is_not_retried(
+    settings: Settings,
+    sessionmaker: Sessionmaker,
+    smtp_server: SMTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(courier, "RETRY_BASE", timedelta(seconds=0.05))
+    smtp_server.refuse_next = 1
+    smtp_server.refusal = "550 5.1.1 No such mailbox"
+    settings = settings.model_copy(update={"smtp_port": smtp_server.port})
+    async with sessionmaker() as session:
+        await session.execute(select(OutboxMail.id))
+        courier.send_after_commit(session, settings, to=WHISTLEBLOWER, subject="S", text="T")
+        await session.commit()
+    await asyncio.sleep(0.5)  # ten retries' worth
+
+    assert len(smtp_server.refused) == 1
+    assert smtp_server.messages == []
+    assert courier.current().pending == 0
+
+
+async def test_shutdown_gives_waiting_mails_one_last_attempt(
+    settings: Settings, sessionmaker: Sessionmaker, free_port: int
+) -> None:
+    app = create_app(settings.model_copy(update={"smtp_port": free_port}))
+    server = SMTPServer(port=free_port)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            organisation = await verified_organisation(client, sessionmaker)
+            await submit(client, organisation["slug"], email=WHISTLEBLOWER)
+        await asyncio.sleep(0.2)  # the first attempt failed: the next is half a minute away
+        assert courier.current().pending == 1
+        server.start()
+    try:
+        assert [m["To"] for m in server.messages] == [WHISTLEBLOWER]
+        assert courier.current().pending == 0
+    finally:
+        server.stop()
