@@ -95,7 +95,7 @@ def _where(each: Import) -> str:
 
 def test_the_modules_are_found() -> None:
     assert {"app.routers.billing", "app.services.leaving", "app.crypto.aead"} <= MODULES.keys()
-    assert any(each.target == "app.services.billing" for each in IMPORTS["app.worker"])
+    assert any(each.target == "app.services.billing" for each in IMPORTS["app.routers.billing"])
 
 
 def test_a_router_imports_of_other_routers_only_the_shared_web_helpers() -> None:
