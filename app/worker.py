@@ -1,4 +1,5 @@
-"""The background worker: runs the periodic jobs (reminders, the retention purge, e-mail).
+"""The background worker: runs the periodic jobs (reminders, the retention purge, e-mail,
+housekeeping).
 
 Every job takes rows under a lease, so any number of workers may run side by side.
 """
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.models.base import utcnow
-from app.services import billing, deadlines, leaving, mail, reminders, retention
+from app.services import billing, deadlines, housekeeping, leaving, mail, reminders, retention
 
 logger = logging.getLogger("pistalka.worker")
 
@@ -67,15 +68,28 @@ async def bill(sessionmaker: async_sessionmaker[AsyncSession], settings: Setting
     return renewed + await billing.ending_notices(sessionmaker, settings)
 
 
+async def keep_house(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> int:
+    """Delete expired sessions, throttles and invitations and clear the files of them, hourly."""
+    global _housekept_at
+    now = time.monotonic()
+    if _housekept_at is not None and now - _housekept_at < HOUSEKEEPING_INTERVAL:
+        return 0
+    _housekept_at = now
+    return await housekeeping.forget_expired(sessionmaker, settings)
+
+
 REMINDER_INTERVAL = 600.0
 BILLING_INTERVAL = 3600.0
+HOUSEKEEPING_INTERVAL = 3600.0
 _reminded_at: float | None = None
 _billed_at: float | None = None
+_housekept_at: float | None = None
 _purged_on: date | None = None
 
 # Run in this order on every round; a new periodic job is one more function here. Reminders
-# come first, so the mails they queue go out in the same round.
-JOBS: list[Job] = [purge_expired, remind_deadlines, bill, deliver_mail]
+# come first, so the mails they queue go out in the same round; housekeeping comes last, so
+# its clearing of the database files takes in the mails deleted in its round.
+JOBS: list[Job] = [purge_expired, remind_deadlines, bill, deliver_mail, keep_house]
 
 
 async def run_jobs(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:

@@ -18,13 +18,23 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import crypto
+from app import crypto, worker
 from app.config import Settings
 from app.main import create_app
-from app.models import OutboxMail, Report
+from app.models import (
+    Invitation,
+    LoginThrottle,
+    Member,
+    MemberSession,
+    OperatorSession,
+    Organisation,
+    OutboxMail,
+    Report,
+)
+from app.models.base import utcnow
 from app.routers.intake import _form_token
-from app.services import courier, mail, reports
-from tests.factories import submit, verified_organisation
+from app.services import courier, housekeeping, mail, operator, reports
+from tests.factories import PASSWORD, register, submit, verified_organisation
 from tests.smtp import SMTPServer
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -92,6 +102,42 @@ def secret_forms(*secrets: str) -> list[bytes]:
         for variant in {secret, secret.lower(), secret.replace("-", "")}:
             forms += [variant.encode(), variant.encode("utf-16-le")]
     return forms
+
+
+async def outbox_pages(sessionmaker: Sessionmaker) -> tuple[list[bytes], list[dict[str, Any]]]:
+    """The outbox table's raw pages and every tuple on them, dead or alive, by column, as
+    PostgreSQL's pageinspect shows them to someone with access to the server."""
+    async with sessionmaker() as session, session.begin():
+        await session.execute(text("CREATE EXTENSION IF NOT EXISTS pageinspect"))
+        columns = list(
+            await session.scalars(
+                text(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = 'outbox_mail'::regclass"
+                    " AND attnum > 0 ORDER BY attnum"
+                )
+            )
+        )
+        pages = await session.scalar(
+            text("SELECT pg_relation_size('outbox_mail') / current_setting('block_size')::int")
+        )
+        raw_pages: list[bytes] = []
+        tuples: list[dict[str, Any]] = []
+        for page in range(int(pages or 0)):
+            raw_pages.append(
+                await session.scalar(
+                    text("SELECT get_raw_page('outbox_mail', :page)"), {"page": page}
+                )
+            )
+            for values in await session.scalars(
+                text(
+                    "SELECT tuple_data_split('outbox_mail'::regclass, t_data, t_infomask,"
+                    " t_infomask2, t_bits) FROM heap_page_items(get_raw_page('outbox_mail',"
+                    " :page)) WHERE t_data IS NOT NULL"
+                ),
+                {"page": page},
+            ):
+                tuples.append(dict(zip(columns, values, strict=False)))
+    return raw_pages, tuples
 
 
 async def submit_with_receipt(
@@ -169,36 +215,7 @@ async def test_no_dead_row_of_the_outbox_on_postgresql_carries_a_receipt(
     settings = settings.model_copy(update={"smtp_port": smtp_server.port})
     submitted, report_key = await submit_with_receipt(settings, sessionmaker, smtp_server)
 
-    async with sessionmaker() as session, session.begin():
-        await session.execute(text("CREATE EXTENSION IF NOT EXISTS pageinspect"))
-        columns = list(
-            await session.scalars(
-                text(
-                    "SELECT attname FROM pg_attribute WHERE attrelid = 'outbox_mail'::regclass"
-                    " AND attnum > 0 ORDER BY attnum"
-                )
-            )
-        )
-        pages = await session.scalar(
-            text("SELECT pg_relation_size('outbox_mail') / current_setting('block_size')::int")
-        )
-        raw_pages: list[bytes] = []
-        tuples: list[dict[str, Any]] = []
-        for page in range(int(pages or 0)):
-            raw_pages.append(
-                await session.scalar(
-                    text("SELECT get_raw_page('outbox_mail', :page)"), {"page": page}
-                )
-            )
-            for values in await session.scalars(
-                text(
-                    "SELECT tuple_data_split('outbox_mail'::regclass, t_data, t_infomask,"
-                    " t_infomask2, t_bits) FROM heap_page_items(get_raw_page('outbox_mail',"
-                    " :page)) WHERE t_data IS NOT NULL"
-                ),
-                {"page": page},
-            ):
-                tuples.append(dict(zip(columns, values, strict=False)))
+    raw_pages, tuples = await outbox_pages(sessionmaker)
     assert raw_pages, "the organisation's mails went through the outbox"
 
     forms = [*secret_forms(submitted["tracking_code"], WHISTLEBLOWER), report_key]
@@ -374,3 +391,101 @@ async def test_shutdown_gives_waiting_mails_one_last_attempt(
         assert courier.current().pending == 0
     finally:
         server.stop()
+
+
+async def test_housekeeping_deletes_what_expired_and_keeps_what_is_live(
+    client: httpx.AsyncClient, settings: Settings, sessionmaker: Sessionmaker
+) -> None:
+    registered = await register(client)
+    now = utcnow()
+    hour = timedelta(hours=1)
+    lock = timedelta(minutes=settings.login_lock_minutes)
+    async with sessionmaker() as session, session.begin():
+        created = await operator.create_operator(session, settings, "op@example.cz", PASSWORD)
+        member_id = await session.scalar(
+            select(Member.id).where(Member.email == registered["email"])
+        )
+        organisation_id = await session.scalar(select(Organisation.id))
+        assert member_id is not None
+        assert organisation_id is not None
+        for name, expires_at in (("live", now + hour), ("expired", now - hour)):
+            session.add(
+                MemberSession(
+                    token_hash=name.encode().ljust(32, b"\0"),
+                    member_id=member_id,
+                    sealed_private_key=b"sealed",
+                    expires_at=expires_at,
+                )
+            )
+            session.add(
+                OperatorSession(
+                    token_hash=name.encode().ljust(32, b"\0"),
+                    operator_id=created.operator.id,
+                    expires_at=expires_at,
+                )
+            )
+        throttles = {
+            b"recent": {"last_failed_at": now - lock / 2, "locked_until": None},
+            b"locked": {"last_failed_at": now - 2 * lock, "locked_until": now + hour},
+            b"forgotten": {"last_failed_at": now - 2 * lock, "locked_until": None},
+            b"lock ran out": {"last_failed_at": now - 2 * lock, "locked_until": now - lock},
+        }
+        for name, values in throttles.items():
+            session.add(LoginThrottle(key_hash=name.ljust(32, b"\0"), failures=3, **values))
+        invitations = {
+            b"pending": {"expires_at": now + hour, "accepted_at": None},
+            b"accepted": {"expires_at": now + hour, "accepted_at": now - hour},
+            b"ran out": {"expires_at": now - hour, "accepted_at": None},
+        }
+        for name, values in invitations.items():
+            session.add(
+                Invitation(
+                    organisation_id=organisation_id,
+                    email="new@example.cz",
+                    token_hash=name.ljust(32, b"\0"),
+                    **values,
+                )
+            )
+
+    assert await housekeeping.forget_expired(sessionmaker, settings, now=now) == 6
+
+    async with sessionmaker() as session:
+        member_sessions = await session.scalars(select(MemberSession.token_hash))
+        assert [value.rstrip(b"\0") for value in member_sessions] == [b"live"]
+        operator_sessions = await session.scalars(select(OperatorSession.token_hash))
+        assert [value.rstrip(b"\0") for value in operator_sessions] == [b"live"]
+        kept_throttles = await session.scalars(select(LoginThrottle.key_hash))
+        assert sorted(value.rstrip(b"\0") for value in kept_throttles) == [b"locked", b"recent"]
+        kept_invitations = await session.scalars(select(Invitation.token_hash))
+        assert [value.rstrip(b"\0") for value in kept_invitations] == [b"pending"]
+
+
+def test_the_worker_keeps_house_every_hour() -> None:
+    assert worker.keep_house in worker.JOBS
+    assert worker.HOUSEKEEPING_INTERVAL <= 3600
+
+
+async def test_after_housekeeping_no_sent_mail_is_left_in_the_database_files(
+    backend: str,
+    settings: Settings,
+    sessionmaker: Sessionmaker,
+    smtp_server: SMTPServer,
+    tmp_path: Path,
+) -> None:
+    settings = settings.model_copy(update={"smtp_port": smtp_server.port})
+    await submit_with_receipt(settings, sessionmaker, smtp_server)
+
+    await housekeeping.forget_expired(sessionmaker, settings)
+
+    if backend == "postgres":
+        _, tuples = await outbox_pages(sessionmaker)
+        assert [values for values in tuples if values.get("sealed_message")] == []
+        return
+    db = Path(settings.resolved_database_url.removeprefix("sqlite+aiosqlite:///"))
+    wal = db.with_name(db.name + "-wal")
+    async with sessionmaker() as session:
+        await session.execute(text("SELECT 1"))
+        assert not wal.exists() or wal.stat().st_size == 0
+        shutil.copyfile(db, tmp_path / "copy.db")
+    for snapshot in sqlite_snapshots(tmp_path / "copy.db", tmp_path / "none", tmp_path / "at"):
+        assert snapshot.execute("SELECT count(*) FROM outbox_mail").fetchone() == (0,)

@@ -11,6 +11,7 @@ import calendar
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -181,11 +182,16 @@ def _reached_from(roots: list[str]) -> list[str]:
 
 
 async def reclaim(
-    sessionmaker: async_sessionmaker[AsyncSession], *, reports: int, organisations: int
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    reports: int = 0,
+    organisations: int = 0,
+    tables: Sequence[str] = (),
 ) -> None:
-    """Leave no copy of what the purge and the erasure deleted, once committed.
+    """Leave no copy of what the purge, the erasure or housekeeping deleted, once committed.
 
-    On SQLite, checkpoint and truncate the write-ahead log; on PostgreSQL, VACUUM the tables.
+    On SQLite, checkpoint and truncate the write-ahead log; on PostgreSQL, VACUUM the tables:
+    those a purge or erasure reached, and `tables`, which housekeeping names on every round.
 
     A deleted row stays in PostgreSQL's table files as a dead row until VACUUM; autovacuum
     would come by eventually, the purge does not leave it to chance.
@@ -194,7 +200,7 @@ async def reclaim(
     if organisations:
         # Erasing an organisation also deletes the accounts that served only it.
         roots += [Organisation.__tablename__, Member.__tablename__]
-    if not roots:
+    if not roots and not tables:
         return
     async with sessionmaker() as session:
         engine = session.bind
@@ -206,11 +212,12 @@ async def reclaim(
         async with engine.connect() as connection:
             await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         return
-    tables = ", ".join(_reached_from(roots))
+    reached = _reached_from(roots)
+    names = ", ".join([*reached, *(name for name in tables if name not in reached)])
     async with engine.connect() as connection:
         # VACUUM cannot run inside a transaction.
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(text(f"VACUUM {tables}"))
+        await autocommit.execute(text(f"VACUUM {names}"))
 
 
 async def due_soon(
