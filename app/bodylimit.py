@@ -1,15 +1,20 @@
-"""A bound on every request body, enforced before and while it is read."""
+"""A bound on every request body, enforced before and while it is read, and the content types
+the JSON API accepts for a request that changes something."""
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from fastapi.routing import iter_route_contexts
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import TooLarge
 from app.i18n import N_
 
 MESSAGE = N_("The request is too large.")
+UNSUPPORTED = N_("Send the request as JSON (application/json).")
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Any body but a multipart one sent to a route that takes files is read whole into memory by
 # whatever parses it (JSON, a form of fields), so it gets a bound no text of ours comes near.
 MAX_OTHER_BYTES = 1024 * 1024
@@ -22,6 +27,34 @@ def takes_files(endpoint: Endpoint) -> Endpoint:
     """Mark a route whose body may carry files: the only kind allowed a body over 1 MiB."""
     FILE_ENDPOINTS.add(endpoint)
     return endpoint
+
+
+def _endpoint(scope: Scope) -> Callable[..., Any] | None:
+    """The endpoint the router will choose for this request, before it runs."""
+    for route in iter_route_contexts(scope["app"].routes):
+        match, child = route.route.matches(scope)
+        if match == Match.FULL:
+            endpoint: Callable[..., Any] | None = child.get("endpoint")
+            return endpoint
+    return None
+
+
+def _api_refuses(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """A change to the JSON API sent as anything but JSON (or files, to a route taking them).
+
+    A form or a script on another site can send text/plain, a URL-encoded or a multipart body
+    without asking first (a CORS "simple request"); JSON it cannot. A request without a body
+    carries nothing to refuse.
+    """
+    if scope["method"] not in STATE_CHANGING or not scope["path"].startswith("/api/"):
+        return False
+    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    if not content_type:
+        has_body = headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+        return has_body
+    if content_type == b"application/json":
+        return False
+    return content_type != b"multipart/form-data" or _endpoint(scope) not in FILE_ENDPOINTS
 
 
 class BodyLimit:
@@ -44,6 +77,10 @@ class BodyLimit:
         if not declared.isdigit() or int(declared) > self.max_bytes:
             error = {"code": "too_large", "message": MESSAGE}
             await JSONResponse({"error": error}, status_code=413)(scope, receive, send)
+            return
+        if _api_refuses(scope, headers):
+            error = {"code": "unsupported_media_type", "message": UNSUPPORTED}
+            await JSONResponse({"error": error}, status_code=415)(scope, receive, send)
             return
         received = 0
         limit: int | None = None

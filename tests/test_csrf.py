@@ -4,19 +4,22 @@ A designated person's forms need the token bound to their session; every form, t
 ones too, refuses a request sent from another site's page (its Origin header).
 """
 
+import json
 import re
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.bodylimit import FILE_ENDPOINTS
 from app.config import Settings
 from app.main import create_app
 from app.models import AuditEvent, CaseNote
 from tests.conftest import make_settings
-from tests.factories import PASSWORD, login, register
+from tests.factories import PASSWORD, login, register, verified_organisation
 from tests.test_authz import (
     IDENTITIES,
     MATRIX,
@@ -125,6 +128,74 @@ async def test_a_sandboxed_frame_cannot_post_a_designated_persons_form(
         headers={"Origin": "null"},
     )
     assert response.status_code == 403
+
+
+def api_changes(tmp_path: Path, *, with_files: bool = True) -> list[tuple[str, str]]:
+    """The JSON API's routes that change something; without those taking files if asked."""
+    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'unused.db'}"))
+    taking_files = {
+        route.path for route in iter_route_contexts(app.routes) if route.endpoint in FILE_ENDPOINTS
+    }
+    return sorted(
+        (method, path)
+        for method, path in app_routes(app)
+        if method in {"POST", "PUT", "PATCH", "DELETE"}
+        and path.startswith("/api/")
+        and (with_files or path not in taking_files)
+    )
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+async def test_the_api_acts_only_on_json_not_on_what_another_sites_form_can_send(
+    tmp_path: Path, client: httpx.AsyncClient, sessionmaker: Sessionmaker, content_type: str
+) -> None:
+    world = await _world(client, sessionmaker)
+    # Routes that take files accept multipart, from our own pages' Origin only (see above).
+    changes = api_changes(tmp_path, with_files=not content_type.startswith("multipart"))
+    assert ("POST", "/api/v1/auth/logout") in changes
+    assert ("DELETE", "/api/v1/cases/{case_id}/legal-hold") in changes
+    acted = []
+    for method, path in changes:
+        client.cookies.clear()
+        caller = await IDENTITIES["dp_a"](client, world)
+        before = await _events(sessionmaker)
+        call = MATRIX[(method, path)]
+        body = json.dumps(call.json if call.json is not None else {})
+        if content_type.startswith("multipart"):
+            body = f'--x\r\nContent-Disposition: form-data; name="body"\r\n\r\n{body}\r\n--x--\r\n'
+            content_type = "multipart/form-data; boundary=x"
+        response = await client.request(
+            method,
+            _filled(path, world, caller),
+            content=body.encode(),
+            headers={**caller.headers, "Content-Type": content_type},
+        )
+        if response.status_code != 415 or await _events(sessionmaker) != before:
+            acted.append(f"{method} {path}: {response.status_code}")
+        elif response.json()["error"]["code"] != "unsupported_media_type":
+            acted.append(f"{method} {path}: {response.text}")
+    assert acted == []
+    assert (await client.get("/api/v1/auth/me")).status_code == 200
+
+
+async def test_files_may_go_only_to_api_routes_that_take_files(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker
+) -> None:
+    organisation = await verified_organisation(client, sessionmaker)
+    report = await client.post(
+        f"/api/v1/public/{organisation['slug']}/reports",
+        data={"description": "Invoices for work never done."},
+        files={"files": ("invoice.txt", b"invoice 2026/17")},
+    )
+    assert report.status_code == 201
+    await login(client, organisation["email"])
+    logout = await client.post(
+        "/api/v1/auth/logout", data={"x": "y"}, files={"files": ("a.txt", b"a")}
+    )
+    assert logout.status_code == 415
+    assert (await client.get("/api/v1/auth/me")).status_code == 200
 
 
 def _cookie_attributes(header: str) -> dict[str, str]:
