@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crypto
 from app.config import Settings
-from app.models import KeyRotation, Member, Membership, Organisation, Report
-from app.services import auth, keys, reports, rotation, team
+from app.models import AuditEvent, KeyRotation, Member, Membership, Organisation, Report
+from app.services import audit, auth, keys, reports, rotation, team
 from tests.factories import PASSWORD, login, register, submit, verified_organisation
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -313,3 +313,82 @@ async def test_a_key_holder_who_leaves_by_themselves_takes_no_copy_of_the_new_ke
     assert len(items) == 2
     for item in items:
         assert (await client.get(f"/api/v1/cases/{item['id']}", headers=REASON)).status_code == 200
+
+
+async def _reasons(sessionmaker: Sessionmaker, organisation_id: uuid.UUID) -> list[AuditEvent]:
+    async with sessionmaker() as session:
+        found = await session.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.organisation_id == organisation_id,
+                AuditEvent.sealed_reason.is_not(None),
+            )
+            .order_by(AuditEvent.seq)
+        )
+        return list(found)
+
+
+async def test_a_key_rotation_reseals_the_reasons_of_access_and_keeps_the_chain(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registered = await verified_organisation(client, sessionmaker)
+    slug = registered["slug"]
+    for _ in range(4):
+        await submit(client, slug)
+    await login(client, registered["email"])
+    items = (await client.get(f"/api/v1/cases?organisation={slug}")).json()["items"]
+    reasons = [f"kontrola případu {n}" for n in range(len(items))]
+    for item, reason in zip(items, reasons, strict=True):
+        headers = {b"X-Access-Reason": reason.encode()}
+        assert (await client.get(f"/api/v1/cases/{item['id']}", headers=headers)).status_code == 200
+    old_key = await _organisation_key_of(sessionmaker, slug, registered["email"])
+    monkeypatch.setattr(rotation, "BATCH", 3)
+
+    rotated = await client.post(f"/api/v1/organisations/{slug}/key-rotation")
+    assert rotated.status_code == 202, rotated.text
+
+    after = await _organisation(sessionmaker, slug)
+    assert after.key_version == 2
+    events = await _reasons(sessionmaker, after.id)
+    assert [event.reason_key_version for event in events] == [2] * len(reasons)
+    assert audit.open_reasons(events, {1: old_key, 2: old_key}) == {}
+    page = (await client.get(f"/organisations/{slug}/audit?lang=en")).text
+    assert all(reason in page for reason in reasons)
+    assert "Sealed reason" not in page
+    async with sessionmaker() as session:
+        verified = await audit.verify(session, after.id)
+    assert (verified.ok, verified.checked) == (True, len(reasons) + 2)
+
+
+async def test_a_reason_given_while_the_key_is_being_changed_is_resealed_too(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, settings: Settings
+) -> None:
+    registered = await verified_organisation(client, sessionmaker)
+    slug = registered["slug"]
+    await submit(client, slug)
+    # A rotation started and committed, then cut off before it re-sealed anything.
+    async with sessionmaker() as session:
+        logged_in = await auth.login(session, settings, registered["email"], PASSWORD, None)
+        await session.commit()
+        current = await auth.resolve_session(session, settings, logged_in.cookie_value)
+        assert current is not None
+        organisation = await session.scalar(select(Organisation).where(Organisation.slug == slug))
+        assert organisation is not None
+        await team.rotate_key(session, settings, organisation, current)
+        await session.commit()
+    await login(client, registered["email"])
+    [item] = (await client.get(f"/api/v1/cases?organisation={slug}")).json()["items"]
+    headers = {"X-Access-Reason": "during the change of the key"}
+    assert (await client.get(f"/api/v1/cases/{item['id']}", headers=headers)).status_code == 200
+    [event] = await _reasons(sessionmaker, organisation.id)
+    assert event.reason_key_version == 1
+
+    resumed = await client.post(f"/api/v1/organisations/{slug}/key-rotation")
+    assert resumed.status_code == 202, resumed.text
+
+    [event] = await _reasons(sessionmaker, organisation.id)
+    assert event.reason_key_version == 2
+    page = (await client.get(f"/cases/{item['id']}?lang=en")).text
+    assert "during the change of the key" in page
+    async with sessionmaker() as session:
+        assert (await audit.verify(session, organisation.id)).ok
