@@ -157,6 +157,39 @@ async def test_repeated_failures_lock_the_account_even_for_the_right_password(
         assert await session.scalar(select(LoginThrottle)) is None  # success clears the count
 
 
+async def test_a_person_with_totp_still_logs_in_during_a_lock_with_password_and_code(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    registered = await register(client)
+    await login(client, registered["email"])
+    totp = await _enable_totp(client)
+    await client.post("/api/v1/auth/logout")
+    for _ in range(settings.login_lock_after):
+        assert (await login(client, registered["email"], "wrong password")).status_code == 401
+
+    # Whatever fails during the lock gets the lock's answer: it reveals no right password.
+    code = totp.at(utcnow() + timedelta(seconds=30))
+    for password, totp_code in ((PASSWORD, None), (PASSWORD, "000000"), ("wrong password", code)):
+        refused = await login(client, registered["email"], password, totp=totp_code)
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+    assert (await login(client, registered["email"], PASSWORD, totp=code)).status_code == 200
+
+
+async def test_guesses_during_a_lock_do_not_prolong_it(
+    client: httpx.AsyncClient, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    registered = await register(client)
+    for _ in range(settings.login_lock_after):
+        await login(client, registered["email"], "wrong password")
+    async with sessionmaker() as session:
+        locked_until = await session.scalar(select(LoginThrottle.locked_until))
+    for _ in range(3):
+        assert (await login(client, registered["email"], "wrong password")).status_code == 429
+    async with sessionmaker() as session:
+        assert await session.scalar(select(LoginThrottle.locked_until)) == locked_until
+
+
 async def test_unknown_emails_lock_the_same_way(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:

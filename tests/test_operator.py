@@ -92,6 +92,22 @@ async def test_operator_needs_password_and_a_fresh_totp_code(
     assert replay.status_code == 401
 
 
+async def test_guesses_from_anywhere_cannot_lock_the_operator_out(
+    client: httpx.AsyncClient, totp_secret: str, settings: Settings
+) -> None:
+    for _ in range(settings.login_lock_after):
+        wrong = await operator_login(client, totp_secret, password="nope nope nope")
+        assert wrong.status_code == 401
+    locked = await operator_login(client, totp_secret, password="nope nope nope")
+    assert locked.status_code == 429
+    assert int(locked.headers["Retry-After"]) > 60
+    # The right password without a valid code gets the same answer as a wrong one.
+    assert (await operator_login(client, totp_secret, totp="000000")).status_code == 429
+    ok = await operator_login(client, totp_secret)
+    assert ok.status_code == 303
+    assert (await client.get("/operator")).status_code == 200
+
+
 async def test_console_lists_counts_only_and_blocks_a_registration(
     client: httpx.AsyncClient, totp_secret: str, sessionmaker: Sessionmaker
 ) -> None:

@@ -27,6 +27,7 @@ from app.services import keys
 SLOWDOWN_AFTER = 3
 TOTP_ISSUER = "Píšťalka"
 INVALID_CREDENTIALS = N_("Wrong e-mail or password.")
+LOCKED = N_("Too many failed attempts. Try again later.")
 # Spent on unknown e-mails so they take as long as known ones (a fixed salt is fine: the
 # result is thrown away).
 _DUMMY_SALT = bytes(16)
@@ -88,20 +89,28 @@ def _throttle_key(settings: Settings, email: str) -> bytes:
 async def login(
     session: AsyncSession, settings: Settings, email: str, password: str, totp: str | None
 ) -> LoggedIn:
-    """Check the credentials and open a session; the same answer whether the e-mail exists."""
+    """Check the credentials and open a session; the same answer whether the e-mail exists.
+
+    While the account is locked only the password with a valid TOTP code gets in (see
+    `open_throttle`); anything else gets the lock's answer.
+    """
     email = email.strip().lower()
     now = utcnow()
     throttle_key = _throttle_key(settings, email)
     throttle = await open_throttle(session, throttle_key, now)
+    locked_for = lock_remaining(throttle, now)
     member = await session.scalar(select(Member).where(Member.email == email))
     await count_attempt(session, settings, throttle, now)
     try:
         private_key = await _check_password(settings, member, password)
         assert member is not None  # noqa: S101 - _check_password raised otherwise
+        if locked_for and member.totp_enabled_at is None:
+            raise Unauthorized(INVALID_CREDENTIALS)
         counter = _check_totp(settings, member, totp, now)
         if counter is not None:
             await _use_totp_counter(session, member, counter)
     except AppError:
+        lock_answer(locked_for)
         await asyncio.sleep(slowdown_seconds(settings, throttle.failures))
         raise
     await forget_failures(session, throttle_key)
@@ -125,7 +134,7 @@ async def _use_totp_counter(session: AsyncSession, member: Member, counter: int)
 
 
 async def open_throttle(session: AsyncSession, key_hash: bytes, now: datetime) -> LoginThrottle:
-    """The failed-login record of a keyed e-mail hash, row-locked; RateLimited while locked."""
+    """The failed-login record of a keyed e-mail hash, row-locked; see `lock_remaining`."""
     # One statement that inserts the row or, if it exists, takes its lock and returns it: two
     # first attempts at once share one row, and a row a successful login deletes in between
     # is simply made again.
@@ -140,12 +149,26 @@ async def open_throttle(session: AsyncSession, key_hash: bytes, now: datetime) -
             execution_options={"populate_existing": True},
         )
     ).one()
-    if throttle.locked_until is not None and throttle.locked_until > now:
-        raise RateLimited(
-            N_("Too many failed attempts. Try again later."),
-            retry_after=int((throttle.locked_until - now).total_seconds()) + 1,
-        )
     return throttle
+
+
+def lock_remaining(throttle: LoginThrottle, now: datetime) -> int | None:
+    """Seconds until the account's lock runs out; None when it is not locked.
+
+    A lock does not shut the account: its password with a valid TOTP code still logs in, so
+    guesses from anywhere cannot keep out a person who has TOTP (every operator does). Without
+    TOTP the lock holds: nothing else tells that person from someone guessing the password.
+    """
+    if throttle.locked_until is None or throttle.locked_until <= now:
+        return None
+    return int((throttle.locked_until - now).total_seconds()) + 1
+
+
+def lock_answer(locked_for: int | None) -> None:
+    """A failed attempt on a locked account gets the lock's answer whatever failed, so the
+    answer tells nothing about the password."""
+    if locked_for:
+        raise RateLimited(LOCKED, retry_after=locked_for)
 
 
 async def count_attempt(
@@ -157,7 +180,8 @@ async def count_attempt(
     cannot slip past the lock, each having been counted before it is checked. The one place a
     service commits: the count must stand whatever the request does next.
     """
-    _record_failure(settings, throttle, now)
+    if lock_remaining(throttle, now) is None:  # attempts in a lock neither count nor prolong it
+        _record_failure(settings, throttle, now)
     await session.commit()
 
 

@@ -139,6 +139,7 @@ async def login(
     now = utcnow()
     throttle_key = keys.keyed_hash(settings, "operator-login-throttle", email.encode())
     throttle = await auth.open_throttle(session, throttle_key, now)
+    locked_for = auth.lock_remaining(throttle, now)
     operator = await session.scalar(select(Operator).where(Operator.email == email))
     await auth.count_attempt(session, settings, throttle, now)
     try:
@@ -151,6 +152,7 @@ async def login(
         if counter is None or not await _take_totp_counter(session, operator.id, counter):
             raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
     except AppError:
+        auth.lock_answer(locked_for)
         await asyncio.sleep(auth.slowdown_seconds(settings, throttle.failures))
         raise
     await auth.forget_failures(session, throttle_key)
