@@ -1,7 +1,8 @@
 """`pistalka backup` and `pistalka restore`: a consistent copy of the whole database.
 
 Report contents are in the database only as ciphertext, so a backup reveals none of them; the
-server secret key is not in the database and must be backed up apart from it.
+server secret key (PISTALKA_SECRET_KEY or PISTALKA_SECRET_KEY_FILE, outside the data directory)
+is never in a backup and must be kept apart from it.
 """
 
 import asyncio

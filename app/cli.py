@@ -107,7 +107,7 @@ def _backup_or_restore(settings: Settings, command: str, path: Path, *, force: b
         print(f"pistalka {command}: {error}", file=sys.stderr)  # noqa: T201
         raise SystemExit(1) from None
     print(  # noqa: T201
-        "The server secret key (PISTALKA_SECRET_KEY or DATA_DIR/secret.key) is not in the "
+        "The server secret key (PISTALKA_SECRET_KEY or PISTALKA_SECRET_KEY_FILE) is not in the "
         "backup: keep a copy of it apart from the backups; the service needs the same key."
     )
 
@@ -195,8 +195,8 @@ def main(argv: list[str] | None = None) -> None:
     audit_commands.add_parser("verify", help="check every organisation's audit chain")
     backup_help = (
         "Report contents are in the backup only as ciphertext. Back up the server secret key "
-        "(PISTALKA_SECRET_KEY or DATA_DIR/secret.key) separately and keep it apart: without it "
-        "tracking codes and sealed server data do not work after a restore."
+        "(PISTALKA_SECRET_KEY or PISTALKA_SECRET_KEY_FILE) separately and keep it apart: without "
+        "it tracking codes and sealed server data do not work after a restore."
     )
     backup = commands.add_parser(
         "backup", help="write a consistent snapshot of the database", description=backup_help

@@ -1,6 +1,8 @@
 """Configuration from PISTALKA_* environment variables."""
 
+import os
 import secrets
+import tempfile
 from functools import cached_property
 from pathlib import Path
 
@@ -15,6 +17,9 @@ class Settings(BaseSettings):
     database_url: str = ""
     public_url: str = "http://127.0.0.1:8000"
     secret_key: SecretStr | None = None
+    # Where the key is generated when PISTALKA_SECRET_KEY is not set: never beside the database,
+    # so that a copy of the data directory or a backup does not carry the key that opens it.
+    secret_key_file: Path = Path("keys/secret.key")
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
@@ -82,20 +87,37 @@ class Settings(BaseSettings):
 
     @cached_property
     def server_key(self) -> bytes:
-        """The service's own secret: configured, or generated once into the data directory."""
+        """The service's own secret: configured, or generated once into `secret_key_file`."""
         if self.secret_key is not None:
             return bytes.fromhex(self.secret_key.get_secret_value())
-        path = self.data_dir / "secret.key"
+        path = self.secret_key_file
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            # O_EXCL: two processes starting at once must not overwrite each other's key.
+            # Installations from before `secret_key_file` keep theirs in the data directory:
+            # it moves out of it, never to be replaced by a new key that opens nothing.
+            legacy = self.data_dir / "secret.key"
             try:
-                with path.open("x", encoding="ascii") as handle:
-                    path.chmod(0o600)
-                    handle.write(secrets.token_hex(32))
-            except FileExistsError:
-                pass
+                _install_key(path, legacy.read_text(encoding="ascii").strip())
+                legacy.unlink(missing_ok=True)
+            except FileNotFoundError:
+                _install_key(path, secrets.token_hex(32))
         return bytes.fromhex(path.read_text(encoding="ascii").strip())
+
+
+def _install_key(path: Path, key: str) -> None:
+    """Write the key file 0600 in a 0700 directory, whole or not at all, unless one exists."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret-")  # mode 0600
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(key)
+        # A hard link never replaces a file: of two processes starting at once, the first
+        # key installed wins and both read it.
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(temporary)
 
 
 def get_settings() -> Settings:

@@ -1,10 +1,13 @@
 """Engine, session factory and the request-scoped session dependency."""
 
+import contextlib
+import os
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event, exc, false, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,11 +19,27 @@ from app.config import Settings
 from app.models import Organisation
 
 
+def _private_sqlite_files(database: str | None) -> None:
+    """The database file exists, readable by this user only, before SQLite opens it.
+
+    SQLite gives its write-ahead log and shared-memory files the main file's mode, so they are
+    private too; files of an older installation are made private here.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            os.chmod(database + suffix, 0o600)
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     # hide_parameters: a database error's message, which may reach a log, never quotes values.
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_sqlite_files(make_url(url).database)
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -25,18 +25,21 @@ def test_migrate_creates_the_sqlite_database_under_the_data_directory(
 
 
 def test_server_key_is_generated_once_and_private(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
+    path = tmp_path / "keys" / "secret.key"
+    settings = Settings(data_dir=tmp_path / "data", secret_key_file=path)
     key = settings.server_key
-    path = tmp_path / "secret.key"
     assert len(key) == 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert Settings(data_dir=tmp_path).server_key == key
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert Settings(data_dir=tmp_path / "data", secret_key_file=path).server_key == key
 
 
 def test_configured_server_key_is_used_and_nothing_is_written(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, secret_key="ab" * 32)
+    path = tmp_path / "keys" / "secret.key"
+    settings = Settings(data_dir=tmp_path, secret_key="ab" * 32, secret_key_file=path)
     assert settings.server_key == bytes.fromhex("ab" * 32)
     assert not (tmp_path / "secret.key").exists()
+    assert not path.exists()
 
 
 def test_malformed_configured_server_key_is_refused(tmp_path: Path) -> None:

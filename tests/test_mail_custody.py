@@ -3,13 +3,15 @@ longer needs. The tests act as an attacker with a copy of the database files and
 """
 
 import asyncio
+import os
 import shutil
 import sqlite3
+import stat
 import struct
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,9 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import crypto, worker
+from app import crypto, migrate, worker
 from app.config import Settings
+from app.db import create_engine
 from app.main import create_app
 from app.models import (
     Invitation,
@@ -34,6 +37,7 @@ from app.models import (
 from app.models.base import utcnow
 from app.routers.intake import _form_token
 from app.services import courier, housekeeping, mail, operator, reports
+from tests.conftest import make_settings
 from tests.factories import PASSWORD, register, submit, verified_organisation
 from tests.smtp import SMTPServer
 
@@ -424,26 +428,34 @@ async def test_housekeeping_deletes_what_expired_and_keeps_what_is_live(
                     expires_at=expires_at,
                 )
             )
-        throttles = {
-            b"recent": {"last_failed_at": now - lock / 2, "locked_until": None},
-            b"locked": {"last_failed_at": now - 2 * lock, "locked_until": now + hour},
-            b"forgotten": {"last_failed_at": now - 2 * lock, "locked_until": None},
-            b"lock ran out": {"last_failed_at": now - 2 * lock, "locked_until": now - lock},
-        }
-        for name, values in throttles.items():
-            session.add(LoginThrottle(key_hash=name.ljust(32, b"\0"), failures=3, **values))
-        invitations = {
-            b"pending": {"expires_at": now + hour, "accepted_at": None},
-            b"accepted": {"expires_at": now + hour, "accepted_at": now - hour},
-            b"ran out": {"expires_at": now - hour, "accepted_at": None},
-        }
-        for name, values in invitations.items():
+        throttles: list[tuple[bytes, datetime, datetime | None]] = [
+            (b"recent", now - lock / 2, None),
+            (b"locked", now - 2 * lock, now + hour),
+            (b"forgotten", now - 2 * lock, None),
+            (b"lock ran out", now - 2 * lock, now - lock),
+        ]
+        for key, last_failed_at, locked_until in throttles:
+            session.add(
+                LoginThrottle(
+                    key_hash=key.ljust(32, b"\0"),
+                    failures=3,
+                    last_failed_at=last_failed_at,
+                    locked_until=locked_until,
+                )
+            )
+        invitations: list[tuple[bytes, datetime, datetime | None]] = [
+            (b"pending", now + hour, None),
+            (b"accepted", now + hour, now - hour),
+            (b"ran out", now - hour, None),
+        ]
+        for token, expires_at, accepted_at in invitations:
             session.add(
                 Invitation(
                     organisation_id=organisation_id,
                     email="new@example.cz",
-                    token_hash=name.ljust(32, b"\0"),
-                    **values,
+                    token_hash=token.ljust(32, b"\0"),
+                    expires_at=expires_at,
+                    accepted_at=accepted_at,
                 )
             )
 
@@ -489,3 +501,57 @@ async def test_after_housekeeping_no_sent_mail_is_left_in_the_database_files(
         shutil.copyfile(db, tmp_path / "copy.db")
     for snapshot in sqlite_snapshots(tmp_path / "copy.db", tmp_path / "none", tmp_path / "at"):
         assert snapshot.execute("SELECT count(*) FROM outbox_mail").fetchone() == (0,)
+
+
+def test_the_generated_secret_key_is_kept_out_of_the_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # as `make run` starts it in a fresh clone
+    for name in ("PISTALKA_SECRET_KEY", "PISTALKA_SECRET_KEY_FILE", "PISTALKA_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+
+    key = settings.server_key
+
+    path = settings.secret_key_file.resolve()
+    assert path.read_text() == key.hex()
+    assert not path.is_relative_to(settings.data_dir.resolve())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert not (settings.data_dir / "secret.key").exists()
+
+
+def test_the_key_of_an_older_installation_moves_out_of_the_data_directory(
+    tmp_path: Path,
+) -> None:
+    legacy = tmp_path / "data" / "secret.key"
+    legacy.parent.mkdir()
+    legacy.write_text("ab" * 32)
+    settings = Settings(data_dir=tmp_path / "data", secret_key_file=tmp_path / "keys" / "k")
+
+    assert settings.server_key == bytes.fromhex("ab" * 32)
+    assert not legacy.exists()
+    assert (tmp_path / "keys" / "k").read_text() == "ab" * 32
+
+
+async def test_the_sqlite_database_files_are_readable_by_their_owner_only(
+    tmp_path: Path,
+) -> None:
+    umask = os.umask(0o022)  # the usual umask: files would be readable by everyone
+    try:
+        database = tmp_path / "data" / "pistalka.db"
+        settings = make_settings(tmp_path / "data", f"sqlite:///{database}")
+        await asyncio.to_thread(migrate.upgrade, settings)
+        engine = create_engine(settings)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text("DELETE FROM outbox_mail"))
+                files = sorted((tmp_path / "data").iterdir())
+                modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in files}
+        finally:
+            await engine.dispose()
+    finally:
+        os.umask(umask)
+
+    assert modes == {"pistalka.db": 0o600, "pistalka.db-shm": 0o600, "pistalka.db-wal": 0o600}
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
