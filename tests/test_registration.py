@@ -14,8 +14,10 @@ from app.main import create_app
 from app.models import Member, Membership, Organisation, OutboxMail
 from app.schemas.organisation import RESERVED_SLUGS, OrganisationCreate, valid_ico
 from app.services import keys, mail
+from app.services.ratelimit import REGISTRATIONS_PER_HOUR
 from tests.conftest import make_settings
-from tests.factories import PASSWORD, organisation_data, register
+from tests.factories import PASSWORD, login, organisation_data, register
+from tests.smtp import SMTPServer
 
 
 @pytest.mark.parametrize("ico", ["26843820", "26262525", "05588600"])
@@ -174,18 +176,73 @@ async def test_taken_slug_gets_409_and_creates_nothing(
     assert await count(sessionmaker, OutboxMail) == 1
 
 
-async def test_taken_email_gets_409_and_creates_nothing(
+async def test_a_taken_email_gets_the_same_answer_as_a_new_one(
     client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    await register(client, email="same@example.cz")
-    response = await client.post(
-        "/api/v1/organisations", json=organisation_data(email="SAME@example.cz")
-    )
+    first = await client.post("/api/v1/organisations", json=organisation_data(email="new@x.cz"))
+    again = organisation_data(email="NEW@x.cz", password="another long password")
+    second = await client.post("/api/v1/organisations", json=again)
 
-    assert response.status_code == 409
-    assert response.json()["error"]["field"] == "email"
-    assert await count(sessionmaker, Organisation) == 1
+    assert first.status_code == second.status_code == 201
+    assert first.json().keys() == second.json().keys()
+    assert second.json()["slug"] == again["slug"]
+    assert crypto.normalise_recovery_key(second.json()["recovery_key"]) is not None
+    # The organisation's page looks like any new registration's: not verified yet.
+    first_page = await client.get(f"/{first.json()['slug']}")
+    second_page = await client.get(f"/{again['slug']}")
+    assert first_page.status_code == second_page.status_code
+    # The account is untouched and gains no organisation.
+    assert await count(sessionmaker, Member) == 1
     assert await count(sessionmaker, Membership) == 1
+    assert (await login(client, "new@x.cz", "another long password")).status_code == 401
+    assert (await login(client, "new@x.cz")).status_code == 200
+
+
+async def test_the_owner_of_a_taken_email_is_told_of_the_attempt(
+    client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    smtp_server: SMTPServer,
+) -> None:
+    await register(client, email="owner@example.cz")
+    await register(client, email="owner@example.cz", name="Fake Company s.r.o.")
+    smtp_settings = settings.model_copy(update={"smtp_port": smtp_server.port})
+    assert await mail.deliver_due(sessionmaker, smtp_settings) == 2
+    verification, attempt = smtp_server.messages
+    assert "/verify/" in verification.get_body(("plain",)).get_content()
+    assert attempt["To"] == "owner@example.cz"
+    assert attempt["Subject"].endswith("Someone tried to register with your address")
+    text = attempt.get_body(("plain",)).get_content()
+    assert "Fake Company s.r.o." in text
+    assert "/verify/" not in text
+
+
+async def test_registrations_are_limited_per_address_on_the_page_and_the_api_together(
+    settings: Settings,
+) -> None:
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.1", 1234))
+    other = httpx.ASGITransport(app=app, client=("192.0.2.2", 1234))
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+        httpx.AsyncClient(transport=other, base_url="http://testserver") as neighbour,
+    ):
+        for _ in range(REGISTRATIONS_PER_HOUR - 1):
+            await register(client)
+        page = organisation_data()
+        answer = await client.post("/register", data={**page, "password_again": PASSWORD})
+        assert answer.status_code == 201
+        refused = await client.post("/api/v1/organisations", json=organisation_data())
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert int(refused.headers["Retry-After"]) > 0
+        page = organisation_data()
+        refused_page = await client.post("/register", data={**page, "password_again": PASSWORD})
+        assert refused_page.status_code == 429
+        assert "text/html" in refused_page.headers["content-type"]
+        assert int(refused_page.headers["Retry-After"]) > 0
+        await register(neighbour)
+    await app.state.engine.dispose()
 
 
 async def test_concurrent_registrations_of_one_slug_create_one_organisation(

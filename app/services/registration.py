@@ -32,15 +32,18 @@ def _verification_hash(settings: Settings, token: str) -> bytes:
 async def register_organisation(
     session: AsyncSession, settings: Settings, data: OrganisationCreate
 ) -> Registered:
-    """Create the organisation, its key pair, its first designated person and recovery key."""
+    """Create the organisation, its key pair, its first designated person and recovery key.
+
+    An e-mail that already has an account gets the same answer, so registering does not tell
+    whether an address has an account: the organisation is created without a designated person
+    (its slug, form page and recovery key behave as any new one's; it can never be verified or
+    receive reports), the account is left untouched and its owner is told by mail.
+    """
     email = data.email.lower()
     await passwords.check_password(data.password, email, data.name)
     if await session.scalar(select(Organisation.id).where(Organisation.slug == data.slug)):
         raise Conflict(N_("This address is already taken."), code="slug_taken", field="slug")
-    if await session.scalar(select(Member.id).where(Member.email == email)):
-        raise Conflict(
-            N_("An account with this e-mail already exists."), code="email_taken", field="email"
-        )
+    existing = await session.scalar(select(Member.id).where(Member.email == email))
 
     org_keys = crypto.generate_keypair()
     organisation_id = uuid.uuid4()
@@ -66,24 +69,47 @@ async def register_organisation(
         terms_accepted_at=utcnow(),
     )
     grants.tag_organisation(settings, organisation)
+    # Argon2 runs for a known e-mail too, so the answer takes as long.
     member = await team.new_member(settings, email, data.password)
-    membership = grants.new_membership(
-        settings,
-        organisation.id,
-        member,
-        org_key_grant=keys.grant_org_key(
-            org_keys.private, member.public_key, organisation.id, member.id
-        ),
-    )
     try:
-        session.add_all([organisation, member])
-        await session.flush()
-        session.add(membership)
+        if existing is None:
+            session.add_all([organisation, member])
+            await session.flush()
+            session.add(
+                grants.new_membership(
+                    settings,
+                    organisation.id,
+                    member,
+                    org_key_grant=keys.grant_org_key(
+                        org_keys.private, member.public_key, organisation.id, member.id
+                    ),
+                )
+            )
+        else:  # its verification link is never sent, so it can never be verified
+            session.add(organisation)
         await session.flush()
     except IntegrityError as exc:  # a concurrent registration took the slug or e-mail
         raise Conflict(N_("This address or e-mail is already taken."), code="taken") from exc
-    await _queue_verification_mail(session, settings, organisation, token)
+    if existing is None:
+        await _queue_verification_mail(session, settings, organisation, token)
+    else:
+        await _queue_attempt_mail(session, settings, organisation)
     return Registered(organisation=organisation, recovery_key=recovery.recovery_key)
+
+
+async def _queue_attempt_mail(
+    session: AsyncSession, settings: Settings, organisation: Organisation
+) -> None:
+    link = f"{settings.public_url.rstrip('/')}/login"
+    subject, text = render_mail("registration_attempt", organisation=organisation, link=link)
+    await mail.enqueue(
+        session,
+        settings,
+        kind="registration_attempt",
+        to=organisation.email,
+        subject=subject,
+        text=text,
+    )
 
 
 async def _queue_verification_mail(
