@@ -49,7 +49,7 @@ _KNOWN_WORDS = sorted({form for word in CZECH_WORDS for form in (word, _without_
 
 def _own_words(details: tuple[str, ...]) -> list[str]:
     """The person's details and their parts (e-mail local part, domain labels, name words)."""
-    words = set()
+    words: set[str] = set()
     for detail in details:
         for part in re.split(r"[\s@.,\-_+]+", detail.lower()):
             if len(part) >= 3:
