@@ -27,7 +27,8 @@ def _private_sqlite_files(database: str | None) -> None:
     """
     if not database or database == ":memory:" or database.startswith("file:"):
         return
-    with contextlib.suppress(FileExistsError):
+    # A missing directory is left to SQLite, whose error says what it could not open.
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
         os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError, PermissionError):

@@ -3,6 +3,7 @@ longer needs. The tests act as an attacker with a copy of the database files and
 """
 
 import asyncio
+import json
 import os
 import shutil
 import sqlite3
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -34,7 +36,7 @@ from app.models import (
     OutboxMail,
     Report,
 )
-from app.models.base import utcnow
+from app.models.base import UTCDateTime, utcnow
 from app.routers.intake import _form_token
 from app.services import courier, housekeeping, mail, operator, reports
 from tests.conftest import make_settings
@@ -555,3 +557,43 @@ async def test_the_sqlite_database_files_are_readable_by_their_owner_only(
 
     assert modes == {"pistalka.db": 0o600, "pistalka.db-shm": 0o600, "pistalka.db-wal": 0o600}
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+
+
+async def test_mails_waiting_at_the_upgrade_stay_deliverable_and_sent_ones_are_deleted(
+    settings: Settings, sessionmaker: Sessionmaker, smtp_server: SMTPServer
+) -> None:
+    await asyncio.to_thread(migrate.downgrade, settings, "20261205b")
+    try:
+        legacy = sa.table(
+            "outbox_mail",
+            sa.column("kind", sa.String()),
+            sa.column("sealed_message", sa.LargeBinary()),
+            sa.column("created_at", UTCDateTime()),
+            sa.column("next_attempt_at", UTCDateTime()),
+            sa.column("attempts", sa.Integer()),
+            sa.column("sent_at", UTCDateTime()),
+        )
+        now = utcnow()
+
+        def sealed(to: str, key: bytes = mail._key(settings)) -> bytes:
+            payload = {"v": 1, "to": to, "subject": "S", "text": "T", "html": None}
+            return crypto.seal(key, json.dumps(payload).encode(), LEGACY_OUTBOX_AAD)
+
+        rows: list[dict[str, Any]] = [
+            {"kind": "waiting", "sealed_message": sealed("dp@example.cz"), "sent_at": None},
+            {"kind": "sent", "sealed_message": None, "sent_at": now},
+            {"kind": "unopenable", "sealed_message": sealed("x@example.cz", bytes(32))},
+            {"kind": "given up", "sealed_message": sealed("y@example.cz"), "attempts": 20},
+        ]
+        async with sessionmaker() as session, session.begin():
+            for row in rows:
+                values = {"created_at": now, "next_attempt_at": now, "attempts": 0, "sent_at": None}
+                await session.execute(sa.insert(legacy).values({**values, **row}))
+    finally:
+        await asyncio.to_thread(migrate.upgrade, settings)
+
+    assert await outbox_kinds(sessionmaker) == ["waiting"]
+    working = settings.model_copy(update={"smtp_port": smtp_server.port})
+    assert await mail.deliver_due(sessionmaker, working) == 1
+    assert [message["To"] for message in smtp_server.messages] == ["dp@example.cz"]
+    assert await outbox_kinds(sessionmaker) == []
