@@ -207,7 +207,9 @@ async def test_third_extension_shows_the_error_on_the_page(
 async def test_not_valid_decision_tells_the_whistleblower_about_the_external_channel(
     client: httpx.AsyncClient, case: dict[str, str]
 ) -> None:
-    page = await _open(client, case["id"])
+    await _open(client, case["id"])
+    await _act(client, case["id"], "acknowledge", waive="would_reveal_identity")
+    page = (await client.get(f"/cases/{case['id']}?lang=en")).text
     assert "the statutory instruction is appended" in page
     response = await _act(client, case["id"], "decision", outcome="not_valid", message="")
     assert response.status_code == 303
@@ -218,6 +220,18 @@ async def test_not_valid_decision_tells_the_whistleblower_about_the_external_cha
     assert "not valid" in message
     assert "https://oznamovatel.justice.cz/" in message
     assert "Ministry of Justice" in message
+
+
+async def test_the_decision_form_waits_for_the_acknowledgement(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    page = await _open(client, case["id"])
+    assert 'id="acknowledgement-first"' in page
+    assert 'id="decision-message"' not in page
+    assert (await _act(client, case["id"], "acknowledge")).status_code == 303
+    page = (await client.get(f"/cases/{case['id']}")).text
+    assert 'id="acknowledgement-first"' not in page
+    assert 'id="decision-message"' in page
 
 
 async def test_decision_needs_an_outcome(client: httpx.AsyncClient, case: dict[str, str]) -> None:
@@ -231,6 +245,7 @@ async def test_measures_then_closing_after_a_valid_report(
     client: httpx.AsyncClient, case: dict[str, str]
 ) -> None:
     await _open(client, case["id"])
+    assert (await _act(client, case["id"], "acknowledge")).status_code == 303
     assert (await _act(client, case["id"], "decision", outcome="valid")).status_code == 303
     measures = await _act(client, case["id"], "measures", body="The invoices were stopped.")
     assert measures.status_code == 303

@@ -1,7 +1,8 @@
 """Case management by a designated person through the JSON API, on SQLite and PostgreSQL."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from tests.factories import login, register, submit, verified_organisation
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 REASON = {"X-Access-Reason": "initial assessment"}
+PRAGUE = ZoneInfo("Europe/Prague")
 
 
 @pytest.fixture
@@ -137,25 +139,66 @@ async def test_acknowledgement_can_be_waived_for_a_statutory_reason(
     assert bad.status_code == 422
 
 
-async def test_extension_twice_then_refused(
-    client: httpx.AsyncClient, case: dict[str, str]
+async def _received_before_a_shifted_deadline(sessionmaker: Sessionmaker) -> date:
+    """Move the report's receipt to the latest recent day whose 30-day deadline a weekend or
+    holiday moves, so each extension's start depends on that shift."""
+    received = deadlines.local_date(datetime.now(UTC))
+    while not deadlines.deadline(received, 30).shifted:
+        received -= timedelta(days=1)
+    first = deadlines.deadline(received, 30)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Report).values(
+                received_at=datetime.combine(received, time(12), tzinfo=PRAGUE),
+                assessment_due_on=first.due_on,
+                assessment_unshifted_on=first.unshifted_on,
+            )
+        )
+    return received
+
+
+async def test_an_extension_runs_from_the_end_of_the_shifted_deadline(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, case: dict[str, str]
 ) -> None:
+    received = await _received_before_a_shifted_deadline(sessionmaker)
     await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
-    first = (await client.get(f"/api/v1/cases/{case['id']}")).json()
-    received = deadlines.local_date(datetime.fromisoformat(first["received_at"]))
+    due = deadlines.deadline(received, 30).due_on
     for n in (1, 2):
         response = await client.post(
             f"/api/v1/cases/{case['id']}/extend", json={"reason": "Witnesses are on leave."}
         )
         assert response.status_code == 200
         assert response.json()["extensions"] == n
-        assert response.json()["assess_by"] == str(deadlines.deadline(received, 30 + 30 * n).due_on)
+        # shift(shift(receipt + 30) + 30), not shift(receipt + 60)
+        extended = deadlines.deadline(due, 30)
+        assert response.json()["assess_by"] == str(extended.due_on)
+        assert response.json()["assess_by_unshifted"] == str(extended.unshifted_on)
+        due = extended.due_on
     third = await client.post(f"/api/v1/cases/{case['id']}/extend", json={"reason": "More."})
     assert third.status_code == 409
     assert third.json()["error"]["code"] == "extensions_exhausted"
     messages = await _whistleblower_messages(client, case["code"])
     assert len(messages) == 2
     assert "Witnesses are on leave." in messages[0]
+    assert due.strftime("%d. %m. %Y") in messages[1]
+
+
+async def test_the_designated_person_chooses_the_length_of_an_extension(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    before = (await client.get(f"/api/v1/cases/{case['id']}")).json()["assess_by"]
+    for days in (0, 31, "thirty"):
+        refused = await client.post(
+            f"/api/v1/cases/{case['id']}/extend", json={"reason": "Complex.", "days": days}
+        )
+        assert refused.status_code == 422
+    response = await client.post(
+        f"/api/v1/cases/{case['id']}/extend", json={"reason": "Complex.", "days": 10}
+    )
+    assert response.status_code == 200
+    expected = deadlines.deadline(date.fromisoformat(before), 10)
+    assert response.json()["assess_by"] == str(expected.due_on)
 
 
 async def test_extension_after_the_deadline_is_refused(
@@ -174,10 +217,40 @@ async def test_extension_after_the_deadline_is_refused(
     assert items[0]["overdue"] is True
 
 
+async def test_a_case_cannot_be_decided_before_its_acknowledgement(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    early = await client.post(f"/api/v1/cases/{case['id']}/decision", json={"outcome": "valid"})
+    assert early.status_code == 409
+    assert early.json()["error"]["code"] == "acknowledgement_first"
+    assert (await client.get(f"/api/v1/cases/{case['id']}")).json()["status"] == "received"
+    waived = await client.post(
+        f"/api/v1/cases/{case['id']}/acknowledge", json={"waive": "would_reveal_identity"}
+    )
+    assert waived.status_code == 200
+    decided = await client.post(f"/api/v1/cases/{case['id']}/decision", json={"outcome": "valid"})
+    assert decided.status_code == 200
+
+
+async def test_a_case_whose_whistleblower_asked_for_no_acknowledgement_can_be_decided(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await submit(client, case["slug"], no_acknowledgement=True)
+    items = (await client.get("/api/v1/cases")).json()["items"]
+    quiet = next(item for item in items if item["acknowledge_by"] is None)
+    await client.get(f"/api/v1/cases/{quiet['id']}", headers=REASON)
+    decided = await client.post(f"/api/v1/cases/{quiet['id']}/decision", json={"outcome": "valid"})
+    assert decided.status_code == 200
+
+
 async def test_not_valid_decision_tells_about_the_external_channel(
     client: httpx.AsyncClient, case: dict[str, str]
 ) -> None:
     await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    await client.post(
+        f"/api/v1/cases/{case['id']}/acknowledge", json={"waive": "would_reveal_identity"}
+    )
     response = await client.post(
         f"/api/v1/cases/{case['id']}/decision",
         json={"outcome": "not_valid", "message": "We found no such invoices."},
@@ -197,6 +270,9 @@ async def test_valid_decision_measures_and_close(
 ) -> None:
     await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
     assert (await client.post(f"/api/v1/cases/{case['id']}/close")).status_code == 409
+    await client.post(
+        f"/api/v1/cases/{case['id']}/acknowledge", json={"waive": "would_reveal_identity"}
+    )
     decided = await client.post(f"/api/v1/cases/{case['id']}/decision", json={"outcome": "valid"})
     assert decided.json()["outcome"] == "valid"
     measures = await client.post(

@@ -42,6 +42,8 @@ async def org(client: httpx.AsyncClient, sessionmaker: Sessionmaker) -> dict[str
     items = (await client.get("/api/v1/cases")).json()["items"]
     named = next(item for item in items if item["reference"].endswith("-0002"))
     assert (await client.get(f"/api/v1/cases/{named['id']}", headers=REASON)).status_code == 200
+    acknowledged = await client.post(f"/api/v1/cases/{named['id']}/acknowledge", json={})
+    assert acknowledged.status_code == 200
     decided = await client.post(
         f"/api/v1/cases/{named['id']}/decision", json={"outcome": "not_valid"}
     )

@@ -29,6 +29,8 @@ class Report(UUIDPrimaryKey, Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     acknowledgement_due_on: Mapped[date | None]
     assessment_due_on: Mapped[date]
+    # The assessment deadline before a weekend or holiday moved it: the safe target.
+    assessment_unshifted_on: Mapped[date | None]
     meeting_due_on: Mapped[date | None]
     acknowledged_at: Mapped[datetime | None]
     # One of the two statutory reasons for not acknowledging, when a designated person waived it.

@@ -126,7 +126,7 @@ async def extend(
 ) -> CaseRead:
     """Extend the assessment deadline by 30 days (at most twice), telling the reason."""
     access, report = await cases.open_case(session, current, case_id)
-    await cases.extend(session, settings, access, report, data.reason)
+    await cases.extend(session, settings, access, report, data.reason, data.days)
     return await _reread(session, current, case_id)
 
 

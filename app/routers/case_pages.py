@@ -78,7 +78,10 @@ DONE = {
 INVALID = {
     AccessReason: N_("Write the reason for opening the case (3 to 500 characters)."),
     AcknowledgeRequest: N_("Write the acknowledgement (at most 20,000 characters)."),
-    ExtendRequest: N_("Write the reason for the extension (at most 20,000 characters)."),
+    ExtendRequest: N_(
+        "Write the reason for the extension (at most 20,000 characters) and its length"
+        " (1 to 30 days)."
+    ),
     DecisionRequest: N_("Choose the outcome; the message may have at most 20,000 characters."),
     BodyRequest: N_("Write the text (at most 20,000 characters)."),
     IdentityUpdate: N_(
@@ -425,12 +428,14 @@ async def extend(
     settings: SettingsDep,
     current: CurrentMemberDep,
     reason: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+    days: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     access, report = await cases.open_case(session, current, case_id)
 
     async def step() -> None:
-        data = _validated(ExtendRequest, {"reason": reason})
-        await cases.extend(session, settings, access, report, data.reason)
+        fields = {"reason": reason} | ({"days": days} if days.strip() else {})
+        data = _validated(ExtendRequest, fields)
+        await cases.extend(session, settings, access, report, data.reason, data.days)
 
     return await _act(request, session, current, case_id, step(), "extended")
 

@@ -2,9 +2,10 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.schemas.report import AttachmentRead, MessageRead, ReportCreate
+from app.services.deadlines import CZECH
 from app.vocabulary import (
     Completeness,
     Outcome,
@@ -142,6 +143,8 @@ class ExtendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Body
+    # "By up to 30 days" (§ 12 (3)): the designated person chooses how long.
+    days: int = Field(default=CZECH.extension_days, ge=1, le=CZECH.extension_days)
 
 
 class DecisionRequest(BaseModel):

@@ -45,7 +45,7 @@ from app.services import audit, deadlines, grants, mail, reports, retention
 from app.services.attachments import IncomingFile
 from app.services.auth import CurrentMember
 from app.templating import render_mail
-from app.vocabulary import OPEN_STATUSES
+from app.vocabulary import OPEN_STATUSES, CaseStatus
 
 EXTERNAL_CHANNEL = "https://oznamovatel.justice.cz/"
 CASE_NOT_FOUND = N_("No such case.")
@@ -194,12 +194,6 @@ def _received_on(report: Report) -> date:
     return deadlines.local_date(report.received_at)
 
 
-def _assessment(report: Report) -> deadlines.Deadline:
-    profile = deadlines.CZECH
-    days = profile.assessment_days + report.extensions * profile.extension_days
-    return deadlines.deadline(_received_on(report), days)
-
-
 def _pending_deadlines(report: Report) -> list[date]:
     pending = []
     if report.status == "received" and report.acknowledgement_due_on is not None:
@@ -213,7 +207,6 @@ def _pending_deadlines(report: Report) -> list[date]:
 
 def summary(report: Report, organisation: Organisation, today: date) -> CaseSummary:
     pending = _pending_deadlines(report)
-    assessment = _assessment(report)
     return CaseSummary(
         id=report.id,
         organisation=organisation.slug,
@@ -224,7 +217,7 @@ def summary(report: Report, organisation: Organisation, today: date) -> CaseSumm
         received_at=report.received_at,
         acknowledge_by=report.acknowledgement_due_on,
         assess_by=report.assessment_due_on,
-        assess_by_unshifted=assessment.unshifted_on,
+        assess_by_unshifted=report.assessment_unshifted_on or report.assessment_due_on,
         meeting_by=report.meeting_due_on,
         extensions=report.extensions,
         overdue=any(day < today for day in pending),
@@ -500,11 +493,24 @@ async def acknowledge(
 
 
 async def extend(
-    session: AsyncSession, settings: Settings, access: CaseAccess, report: Report, reason: str
+    session: AsyncSession,
+    settings: Settings,
+    access: CaseAccess,
+    report: Report,
+    reason: str,
+    days: int | None = None,
 ) -> None:
-    """Extend the assessment by 30 days, before the deadline, at most twice, telling why."""
+    """Extend the assessment by up to 30 days, before the deadline, at most twice, telling why.
+
+    An extension runs from the end of the running period, i.e. from the legal deadline as a
+    weekend or holiday already moved it, and its own end moves the same way.
+    """
+    profile = deadlines.CZECH
+    days = profile.extension_days if days is None else days
+    if not 1 <= days <= profile.extension_days:
+        raise ValueError("extension length out of the profile's range")
     _require_status(report, *OPEN_STATUSES)
-    if report.extensions >= deadlines.CZECH.max_extensions:
+    if report.extensions >= profile.max_extensions:
         raise Conflict(
             N_("The deadline was already extended twice, the most the Act allows."),
             code="extensions_exhausted",
@@ -514,8 +520,10 @@ async def extend(
             N_("The deadline has passed: it can only be extended before it ends."),
             code="deadline_passed",
         )
+    extended = deadlines.deadline(report.assessment_due_on, days)
     report.extensions += 1
-    report.assessment_due_on = _assessment(report).due_on
+    report.assessment_due_on = extended.due_on
+    report.assessment_unshifted_on = extended.unshifted_on
     text = bilingual("extend", due=_format_date(report.assessment_due_on), reason=reason)
     await _message_to_whistleblower(session, settings, access, report, text)
     await _audit(session, access, report, "case.extend")
@@ -530,8 +538,19 @@ async def decide(
     outcome: str,
     message: str = "",
 ) -> None:
-    """Record the assessment's outcome and tell the whistleblower in writing."""
+    """Record the assessment's outcome and tell the whistleblower in writing.
+
+    Not before receipt was acknowledged or the acknowledgement waived (or the whistleblower asked
+    for none): once decided, a case can no longer be acknowledged.
+    """
     _require_status(report, *OPEN_STATUSES)
+    if report.status == CaseStatus.RECEIVED and not report.no_acknowledgement:
+        raise Conflict(
+            N_(
+                "Acknowledge receipt (or record why it is waived) before recording the outcome."
+            ),
+            code="acknowledgement_first",
+        )
     text = message or bilingual(outcome)
     if outcome == "not_valid":
         text += "\n\n" + bilingual("not_valid_instruction", url=EXTERNAL_CHANNEL)

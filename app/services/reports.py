@@ -113,6 +113,7 @@ async def submit_report(
     received_on = deadlines.local_date(received_at)
     profile = deadlines.CZECH
     report_id = uuid.uuid4()
+    assessment = deadlines.deadline(received_on, profile.assessment_days)
     report = Report(
         id=report_id,
         organisation_id=organisation.id,
@@ -125,7 +126,8 @@ async def submit_report(
         acknowledgement_due_on=None
         if data.no_acknowledgement
         else deadlines.deadline(received_on, profile.acknowledgement_days).due_on,
-        assessment_due_on=deadlines.deadline(received_on, profile.assessment_days).due_on,
+        assessment_due_on=assessment.due_on,
+        assessment_unshifted_on=assessment.unshifted_on,
         meeting_requested=data.meeting_requested,
         no_acknowledgement=data.no_acknowledgement,
         tracking_hash=_tracking_hash(settings, normalised),

@@ -1,0 +1,53 @@
+"""The assessment deadline's unshifted day is stored: extensions run from the shifted deadline
+
+Revision ID: 20261205d
+Revises: 20261205a
+Create Date: 2026-12-05 18:00:00.000000
+
+Until now the unshifted day was recomputed as receipt + 30 days per period; an extension now runs
+from the legal (already shifted) deadline, by up to 30 days, so the day is kept with the case.
+Existing cases get the day they were shown until now.
+"""
+
+from collections.abc import Sequence
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from alembic import op
+
+import app.models.base
+
+revision: str = "20261205d"
+down_revision: str | None = "20261205a"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+PRAGUE = ZoneInfo("Europe/Prague")
+_report = sa.table(
+    "report",
+    sa.column("id", sa.Uuid()),
+    sa.column("received_at", app.models.base.UTCDateTime(timezone=True)),
+    sa.column("extensions", sa.Integer()),
+    sa.column("assessment_unshifted_on", sa.Date()),
+)
+
+
+def upgrade() -> None:
+    op.add_column("report", sa.Column("assessment_unshifted_on", sa.Date(), nullable=True))
+    connection = op.get_bind()
+    rows = connection.execute(
+        sa.select(_report.c.id, _report.c.received_at, _report.c.extensions)
+    ).all()
+    for report_id, received_at, extensions in rows:
+        received_on = received_at.astimezone(PRAGUE).date()
+        unshifted = received_on + timedelta(days=30 * (1 + extensions))
+        connection.execute(
+            _report.update()
+            .where(_report.c.id == report_id)
+            .values(assessment_unshifted_on=unshifted)
+        )
+
+
+def downgrade() -> None:
+    op.drop_column("report", "assessment_unshifted_on")
