@@ -144,6 +144,7 @@ CASE_ACTION_LABELS: dict[str, str] = {
     "case.identity": N_("Recorded the whistleblower's identity"),
     "case.meeting": N_("Planned the personal meeting"),
     "case.triage": N_("Recorded the triage"),
+    "case.summary": N_("Wrote the summary for the register"),
     "case.legal_hold": N_("Put the case on legal hold"),
     "case.legal_hold_released": N_("Released the legal hold"),
 }

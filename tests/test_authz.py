@@ -279,6 +279,9 @@ MATRIX: dict[tuple[str, str], Call] = {
         member_api(409), json={"when": "2030-01-01T10:00", "place": "Room 1"}
     ),
     ("POST", "/api/v1/cases/{case_id}/triage"): Call(member_api(200), json={}),
+    ("POST", "/api/v1/cases/{case_id}/summary"): Call(
+        member_api(200), json={"summary": "Invoices paid twice."}
+    ),
     ("POST", "/api/v1/cases/{case_id}/legal-hold"): Call(
         member_api(200), json={"reason": "A court asked us to keep it."}
     ),
@@ -295,6 +298,9 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("POST", "/cases/{case_id}/notes"): Call(member_page(303), form=BODY),
     ("POST", "/cases/{case_id}/record-comments"): Call(member_page(409), form=BODY),
     ("POST", "/cases/{case_id}/triage"): Call(member_page(303), form={}),
+    ("POST", "/cases/{case_id}/summary"): Call(
+        member_page(303), form={"summary": "Invoices paid twice."}
+    ),
     ("POST", "/cases/{case_id}/identity"): Call(member_page(303), form={"name": "Jan"}),
     ("POST", "/cases/{case_id}/meeting"): Call(
         member_page(409), form={"when": "2030-01-01T10:00", "place": "Room 1"}

@@ -61,6 +61,8 @@ class Report(UUIDPrimaryKey, Base):
     meeting_planned_at: Mapped[datetime | None]
     # ISO 37002 triage (priority, completeness, risk of retaliation, protection plan), sealed.
     sealed_triage: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The register's summary of the report (§ 21), written by a designated person, sealed.
+    sealed_summary: Mapped[bytes | None] = mapped_column(LargeBinary)
     # A legal hold (e.g. court proceedings) keeps the case past the retention period; the
     # reason is sealed under the report key.
     legal_hold_at: Mapped[datetime | None]

@@ -21,6 +21,7 @@ from app.schemas.case import (
     MeetingPlan,
     RecordedReportCreate,
     RecordedReportCreated,
+    SummaryRequest,
     Triage,
 )
 from app.services import attachments, cases, reports
@@ -225,6 +226,16 @@ async def triage(
     """Record the triage (ISO 37002): priority, completeness, retaliation risk, protection."""
     access, report = await cases.open_case(session, current, case_id)
     await cases.triage(session, access, report, data)
+    return await _reread(session, current, case_id)
+
+
+@router.post("/{case_id}/summary")
+async def write_summary(
+    case_id: str, data: SummaryRequest, session: SessionDep, current: CurrentMemberDep
+) -> CaseRead:
+    """Write the summary of the report that the register (§ 21) shows."""
+    access, report = await cases.open_case(session, current, case_id)
+    await cases.write_summary(session, access, report, data.summary)
     return await _reread(session, current, case_id)
 
 

@@ -30,6 +30,7 @@ from app.schemas.case import (
     IdentityUpdate,
     MeetingPlan,
     RecordedReportCreate,
+    SummaryRequest,
     Triage,
 )
 from app.schemas.report import CATEGORIES, RELATIONSHIPS
@@ -73,6 +74,7 @@ DONE = {
     "record_comments": N_("The whistleblower's comments on the record were stored."),
     "identity": N_("The whistleblower's identity was recorded."),
     "triage": N_("The triage was recorded."),
+    "summary": N_("The summary for the register was saved."),
     "meeting": N_("The meeting was planned and the whistleblower was told."),
 }
 INVALID = {
@@ -90,6 +92,7 @@ INVALID = {
     ),
     MeetingPlan: N_("Choose the date and time of the meeting and write the place."),
     Triage: N_("Choose the values from the lists; the plan may have at most 20,000 characters."),
+    SummaryRequest: N_("Write the summary (3 to 2,000 characters)."),
 }
 RECORD_FIELD_HELP = {
     "channel": N_("Choose how the report was received."),
@@ -564,6 +567,23 @@ async def record_triage(
         await cases.triage(session, access, report, data)
 
     return await _act(request, session, current, case_id, step(), "triage")
+
+
+@router.post("/cases/{case_id}/summary", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def write_summary(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+    summary: Annotated[str, Form(max_length=RAW_TEXT)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+
+    async def step() -> None:
+        data = _validated(SummaryRequest, {"summary": summary})
+        await cases.write_summary(session, access, report, data.summary)
+
+    return await _act(request, session, current, case_id, step(), "summary")
 
 
 @router.post("/cases/{case_id}/identity", response_class=HTMLResponse, dependencies=[CsrfChecked])

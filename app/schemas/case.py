@@ -123,6 +123,9 @@ class CaseRead(CaseSummary):
     record: RecordRead | None
     triage: Triage | None
     legal_hold_reason: str | None
+    # The register's summary (§ 21): as a designated person wrote it, else the report's first lines.
+    register_summary: str
+    register_summary_written: bool
 
 
 class AcknowledgeRequest(BaseModel):
@@ -131,6 +134,12 @@ class AcknowledgeRequest(BaseModel):
     message: OptionalBody = ""
     # Instead of acknowledging: one of the two statutory reasons not to.
     waive: WaiveReason | None = None
+
+
+class SummaryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    summary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
 
 
 class LegalHoldRequest(BaseModel):

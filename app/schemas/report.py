@@ -52,6 +52,8 @@ class ReportCreate(BaseModel):
     category: Category | None = None
     occurred_at: ShortText | None = None
     location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    # § 21 (1) c): the person against whom the report is directed, apart from the witnesses.
+    person_concerned: MediumText | None = None
     persons_involved: MediumText | None = None
     relationship: Relationship | None = None
     anonymous: bool = True

@@ -384,9 +384,11 @@ async def decrypt_case(session: AsyncSession, access: CaseAccess, report: Report
     notes = await session.scalars(
         select(CaseNote).where(CaseNote.report_id == report.id).order_by(CaseNote.created_at)
     )
+    content = reports.read_content(key, report)
+    written = read_summary(key, report)
     return CaseRead(
         **summary(report, access.organisation, _today()).model_dump(),
-        report=reports.read_content(key, report),
+        report=content,
         messages=messages,
         attachments=files,
         notes=[
@@ -407,6 +409,8 @@ async def decrypt_case(session: AsyncSession, access: CaseAccess, report: Report
         record=reports.read_record(key, report),
         triage=read_triage(key, report),
         legal_hold_reason=retention.read_hold_reason(key, report),
+        register_summary=written or reports.summarise(content.description),
+        register_summary_written=written is not None,
     )
 
 
@@ -546,9 +550,7 @@ async def decide(
     _require_status(report, *OPEN_STATUSES)
     if report.status == CaseStatus.RECEIVED and not report.no_acknowledgement:
         raise Conflict(
-            N_(
-                "Acknowledge receipt (or record why it is waived) before recording the outcome."
-            ),
+            N_("Acknowledge receipt (or record why it is waived) before recording the outcome."),
             code="acknowledgement_first",
         )
     text = message or bilingual(outcome)
@@ -703,6 +705,26 @@ async def triage(session: AsyncSession, access: CaseAccess, report: Report, data
         reports.aad(b"triage", report.id),
     )
     await _audit(session, access, report, "case.triage")
+    await session.flush()
+
+
+def read_summary(key: bytes, report: Report) -> str | None:
+    """The register's summary a designated person wrote, or None before anyone did."""
+    if report.sealed_summary is None:
+        return None
+    return crypto.open_sealed(
+        key, report.sealed_summary, reports.aad(b"summary", report.id)
+    ).decode()
+
+
+async def write_summary(
+    session: AsyncSession, access: CaseAccess, report: Report, summary: str
+) -> None:
+    """Record the summary of the report that the register (§ 21) shows."""
+    report.sealed_summary = crypto.seal(
+        report_key(access, report), summary.encode(), reports.aad(b"summary", report.id)
+    )
+    await _audit(session, access, report, "case.summary")
     await session.flush()
 
 

@@ -27,6 +27,8 @@ from app.services import attachments, deadlines, grants, keys, mail
 from app.services.attachments import IncomingFile
 from app.templating import render_mail
 
+# The register's summary is prefilled with this many characters of the report.
+SUMMARY_LENGTH = 300
 UNKNOWN_CODE = N_("No report matches this tracking code. Check it and try again.")
 
 
@@ -241,6 +243,17 @@ async def _notify_organisation(
     await mail.enqueue(
         session, settings, kind=kind, to=organisation.email, subject=subject, text=text
     )
+
+
+def summarise(description: str, length: int = SUMMARY_LENGTH) -> str:
+    """The first `length` characters of the text on one line, cut at a word, with "…"."""
+    text = " ".join(description.split())
+    if len(text) <= length:
+        return text
+    cut = text[:length]
+    if text[length] != " " and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:") + "…"
 
 
 async def open_by_code(session: AsyncSession, settings: Settings, code: str) -> OpenedReport:

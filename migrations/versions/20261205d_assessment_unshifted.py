@@ -1,4 +1,5 @@
-"""The assessment deadline's unshifted day is stored: extensions run from the shifted deadline
+"""The assessment deadline's unshifted day is stored: extensions run from the shifted deadline;
+the register's summary written by a designated person
 
 Revision ID: 20261205d
 Revises: 20261205a
@@ -35,6 +36,7 @@ _report = sa.table(
 
 def upgrade() -> None:
     op.add_column("report", sa.Column("assessment_unshifted_on", sa.Date(), nullable=True))
+    op.add_column("report", sa.Column("sealed_summary", sa.LargeBinary(), nullable=True))
     connection = op.get_bind()
     rows = connection.execute(
         sa.select(_report.c.id, _report.c.received_at, _report.c.extensions)
@@ -50,4 +52,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("report", "sealed_summary")
     op.drop_column("report", "assessment_unshifted_on")
