@@ -90,6 +90,19 @@ WAIVE_REASON_LABELS: dict[str, str] = {
     ),
 }
 
+
+class MeasureKind(StrEnum):
+    """Measures on a valid report: proposed by a designated person, taken by the organisation."""
+
+    PROPOSED = "proposed"
+    TAKEN = "taken"
+
+
+MEASURE_KIND_LABELS: dict[str, str] = {
+    MeasureKind.PROPOSED: N_("Measures proposed by the designated person"),
+    MeasureKind.TAKEN: N_("Measures taken by the organisation"),
+}
+
 # Consent to an audio recording of a report taken down, as the record's form sends it.
 CONSENT_LABELS: dict[str, str] = {
     "true": N_("Yes, the whistleblower consented to an audio recording"),

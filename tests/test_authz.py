@@ -232,6 +232,10 @@ MATRIX: dict[tuple[str, str], Call] = {
         code_holder(201, 422), json={"body": "More facts."}
     ),
     ("GET", "/api/v1/public/reports/self/files/{attachment_id}"): Call(code_holder(200, 422)),
+    # A report from the web form has no record to comment on.
+    ("POST", "/api/v1/public/reports/self/record-comments"): Call(
+        code_holder(409, 422), json={"body": "The record is accurate."}
+    ),
     # The designated person's own account: any logged-in person may use their own.
     ("GET", "/api/v1/auth/me"): Call(member_api(200, other_org=200)),
     ("POST", "/api/v1/auth/totp"): Call(member_api(201, other_org=201)),
@@ -412,6 +416,8 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("POST", "/operator/orders/{order_id}/paid"): Call(
         operator_page(404), form={"paid_on": "2026-01-05"}
     ),
+    # Late: it changes what the meeting calls above would answer.
+    ("POST", "/api/v1/public/reports/self/meeting"): Call(code_holder(200, 422)),
     # Logging out sends the operator to the login page, as the lack of a session does.
     ("POST", "/operator/logout"): Call(operator_page(OPERATOR_LOGIN), form={}),
 }

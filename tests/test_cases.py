@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.main import create_app
 from app.models import AuditEvent, PurgedReport, Report
+from app.schemas.report import RecordRead
 from app.services import deadlines, mail
 from tests.factories import login, register, submit, verified_organisation
 
@@ -288,6 +289,39 @@ async def test_valid_decision_measures_and_close(
     assert messages[-1] == "The contract was terminated."
 
 
+async def test_measures_proposed_and_taken_are_separate_dated_entries(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    path = f"/api/v1/cases/{case['id']}"
+    await client.get(path, headers=REASON)
+    await client.post(f"{path}/acknowledge", json={})
+    await client.post(f"{path}/decision", json={"outcome": "valid"})
+    proposed = await client.post(
+        f"{path}/measures",
+        json={
+            "kind": "proposed",
+            "body": "Stop the payments; audit the supplier.",
+            "tell_whistleblower": False,
+        },
+    )
+    assert proposed.status_code == 200
+    taken = await client.post(
+        f"{path}/measures", json={"kind": "taken", "body": "The contract was terminated."}
+    )
+    assert taken.status_code == 200
+    measures = taken.json()["measures"]
+    assert [(m["kind"], m["body"], m["told_whistleblower"]) for m in measures] == [
+        ("proposed", "Stop the payments; audit the supplier.", False),
+        ("taken", "The contract was terminated.", True),
+    ]
+    assert measures[0]["created_at"] <= measures[1]["created_at"]
+    messages = await _whistleblower_messages(client, case["code"])
+    assert "Stop the payments; audit the supplier." not in messages
+    assert messages[-1] == "The contract was terminated."
+    wrong = await client.post(f"{path}/measures", json={"kind": "planned", "body": "x"})
+    assert wrong.status_code == 422
+
+
 async def test_notes_stay_internal(client: httpx.AsyncClient, case: dict[str, str]) -> None:
     await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
     response = await client.post(
@@ -366,18 +400,69 @@ async def test_case_from_a_telephone_report_with_consent_and_comments(
     body = opened.json()
     assert body["channel"] == "telephone"
     assert body["received_at"].startswith("2026-11-02")
-    assert body["record"] == {"recording_consent": True, "comments": ""}
+    assert body["record"] == {"recording_consent": True, "comments": []}
     assert [a["name"] for a in body["attachments"]] == ["call.ogg"]
     commented = await client.post(
         f"/api/v1/cases/{created['id']}/record-comments",
         json={"body": "The record is accurate; I add that it started in May."},
     )
-    assert commented.json()["record"]["comments"].startswith("The record is accurate")
-    # The whistleblower can follow the recorded case with the code the person handed over.
-    view = await client.get(
-        "/api/v1/public/reports/self", headers={"X-Tracking-Code": created["tracking_code"]}
-    )
+    [first] = commented.json()["record"]["comments"]
+    assert first["text"].startswith("The record is accurate")
+    assert first["by"] == "member"
+    assert first["at"]
+    # The whistleblower can follow the recorded case with the code the person handed over,
+    # read the record and comment on it; earlier comments stay.
+    tracking = {"X-Tracking-Code": created["tracking_code"]}
+    view = await client.get("/api/v1/public/reports/self", headers=tracking)
     assert view.json()["report"]["description"].startswith("Written record")
+    assert view.json()["record"]["comments"][0]["text"] == first["text"]
+    own = await client.post(
+        "/api/v1/public/reports/self/record-comments",
+        json={"body": "It was in May, not June."},
+        headers=tracking,
+    )
+    assert own.status_code == 200
+    comments = (await client.get(f"/api/v1/cases/{created['id']}")).json()["record"]["comments"]
+    assert [(c["by"], c["text"][:9]) for c in comments] == [
+        ("member", "The recor"),
+        ("whistleblower", "It was in"),
+    ]
+    assert comments[0]["at"] <= comments[1]["at"]
+
+
+async def test_a_recording_is_refused_without_the_whistleblowers_consent(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    for consent in ("false", ""):
+        response = await client.post(
+            f"/api/v1/cases?organisation={case['slug']}",
+            data={
+                "channel": "in_person",
+                "description": "Written record of the meeting.",
+                "recording_consent": consent,
+            },
+            files=[("files", ("meeting.m4a", b"\x00\x00\x00\x18ftypM4A audio", "audio/mp4"))],
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "recording_without_consent"
+    items = (await client.get("/api/v1/cases")).json()["items"]
+    assert len(items) == 1  # nothing was recorded
+    written = await client.post(
+        f"/api/v1/cases?organisation={case['slug']}",
+        data={
+            "channel": "in_person",
+            "description": "Written record.",
+            "recording_consent": "false",
+        },
+        files=[("files", ("record.txt", b"Signed written record.", "text/plain"))],
+    )
+    assert written.status_code == 201, written.text
+
+
+def test_a_record_of_an_earlier_version_reads_its_comments_as_one_undated_entry() -> None:
+    old = RecordRead.model_validate({"recording_consent": False, "comments": "Accurate."})
+    assert [(c.text, c.at, c.by) for c in old.comments] == [("Accurate.", None, "member")]
+    assert RecordRead.model_validate({"comments": ""}).comments == []
 
 
 async def test_web_case_has_no_record_to_comment(
@@ -418,6 +503,48 @@ async def test_meeting_is_planned_and_told(
     messages = await _whistleblower_messages(client, case["code"])
     assert "01. 12. 2026 09:30" in messages[-1]
     assert "Room 12, Brno" in messages[-1]
+
+
+async def test_a_meeting_after_its_deadline_needs_a_reason_and_shows_late(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, case: dict[str, str]
+) -> None:
+    path = f"/api/v1/cases/{case['id']}"
+    await client.get(path, headers=REASON)
+    today = deadlines.local_date(datetime.now(UTC))
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Report).values(meeting_requested=True, meeting_due_on=today + timedelta(days=3))
+        )
+    late = datetime.combine(today + timedelta(days=20), time(10), tzinfo=PRAGUE).isoformat()
+    refused = await client.post(f"{path}/meeting", json={"when": late, "place": "Room 1"})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "meeting_late_reason_required"
+    planned = await client.post(
+        f"{path}/meeting",
+        json={"when": late, "place": "Room 1", "late_reason": "The whistleblower is abroad."},
+    )
+    assert planned.status_code == 200, planned.text
+    assert planned.json()["meeting_late"] is True
+    assert planned.json()["meeting_late_reason"] == "The whistleblower is abroad."
+    assert planned.json()["next_deadline"] == str(today + timedelta(days=3))
+    in_time = datetime.combine(today + timedelta(days=2), time(10), tzinfo=PRAGUE).isoformat()
+    replanned = await client.post(f"{path}/meeting", json={"when": in_time, "place": "Room 1"})
+    assert replanned.json()["meeting_late"] is False
+    assert replanned.json()["meeting_late_reason"] is None
+
+
+async def test_the_whistleblower_asks_for_a_meeting_after_reporting(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    tracking = {"X-Tracking-Code": case["code"]}
+    asked = await client.post("/api/v1/public/reports/self/meeting", headers=tracking)
+    assert asked.status_code == 200
+    today = deadlines.local_date(datetime.now(UTC))
+    assert asked.json()["meeting_due_on"] == str(deadlines.deadline(today, 14).due_on)
+    again = await client.post("/api/v1/public/reports/self/meeting", headers=tracking)
+    assert again.status_code == 409
+    item = (await client.get("/api/v1/cases")).json()["items"][0]
+    assert item["meeting_by"] == str(deadlines.deadline(today, 14).due_on)
 
 
 async def test_file_download_through_the_api_needs_the_reason_and_is_audited(

@@ -18,6 +18,7 @@ from app.schemas.case import (
     ExtendRequest,
     IdentityUpdate,
     LegalHoldRequest,
+    MeasureCreate,
     MeetingPlan,
     RecordedReportCreate,
     RecordedReportCreated,
@@ -148,14 +149,15 @@ async def decide(
 @router.post("/{case_id}/measures")
 async def record_measures(
     case_id: str,
-    data: BodyRequest,
+    data: MeasureCreate,
     session: SessionDep,
     settings: SettingsDep,
     current: CurrentMemberDep,
 ) -> CaseRead:
-    """Record the measures of a valid report and tell the whistleblower."""
+    """Record measures proposed by the designated person or taken by the organisation, as a
+    dated entry; the whistleblower is told unless `tell_whistleblower` is false."""
     access, report = await cases.open_case(session, current, case_id)
-    await cases.record_measures(session, settings, access, report, data.body)
+    await cases.record_measures(session, settings, access, report, data)
     return await _reread(session, current, case_id)
 
 

@@ -28,6 +28,7 @@ from app.schemas.case import (
     DecisionRequest,
     ExtendRequest,
     IdentityUpdate,
+    MeasureCreate,
     MeetingPlan,
     RecordedReportCreate,
     SummaryRequest,
@@ -43,6 +44,7 @@ from app.vocabulary import (
     CONSENT_LABELS,
     DETAIL_LABELS,
     DETAIL_SHOWN,
+    MEASURE_KIND_LABELS,
     OPEN_STATUSES,
     OUTCOME_LABELS,
     RECORDED_CHANNELS,
@@ -65,7 +67,7 @@ DONE = {
     "waived": N_("The acknowledgement was waived and its reason recorded."),
     "extended": N_("The deadline was extended and the whistleblower was told why."),
     "decided": N_("The outcome was recorded and sent to the whistleblower."),
-    "measures": N_("The measures were recorded and sent to the whistleblower."),
+    "measures": N_("The measures were recorded."),
     "message": N_("Message sent to the whistleblower."),
     "note": N_("Internal note added."),
     "closed": N_("The case is closed."),
@@ -92,6 +94,9 @@ INVALID = {
     ),
     MeetingPlan: N_("Choose the date and time of the meeting and write the place."),
     Triage: N_("Choose the values from the lists; the plan may have at most 20,000 characters."),
+    MeasureCreate: N_(
+        "Choose whose measures they are and describe them (at most 20,000 characters)."
+    ),
     SummaryRequest: N_("Write the summary (3 to 2,000 characters)."),
 }
 RECORD_FIELD_HELP = {
@@ -219,6 +224,7 @@ async def _case_page(
             "can_extend": case.extensions < deadlines.CZECH.max_extensions,
             "open_statuses": OPEN_STATUSES,
             "consent": CONSENT_LABELS,
+            "measure_kinds": MEASURE_KIND_LABELS,
             "triage": {
                 "priority": list(Priority),
                 "completeness": list(Completeness),
@@ -470,12 +476,17 @@ async def record_measures(
     settings: SettingsDep,
     current: CurrentMemberDep,
     body: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+    kind: Annotated[str, Form(max_length=20)] = "",
+    tell_whistleblower: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     access, report = await cases.open_case(session, current, case_id)
 
     async def step() -> None:
-        data = _validated(BodyRequest, {"body": body})
-        await cases.record_measures(session, settings, access, report, data.body)
+        data = _validated(
+            MeasureCreate,
+            {"body": body, "kind": kind, "tell_whistleblower": tell_whistleblower == "yes"},
+        )
+        await cases.record_measures(session, settings, access, report, data)
 
     return await _act(request, session, current, case_id, step(), "measures")
 
@@ -618,11 +629,15 @@ async def plan_meeting(
     when: Annotated[str, Form(max_length=40)] = "",
     place: Annotated[str, Form(max_length=RAW_TEXT)] = "",
     message: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+    late_reason: Annotated[str, Form(max_length=RAW_TEXT)] = "",
 ) -> Response:
     access, report = await cases.open_case(session, current, case_id)
 
     async def step() -> None:
-        data = _validated(MeetingPlan, {"when": when, "place": place, "message": message})
+        data = _validated(
+            MeetingPlan,
+            {"when": when, "place": place, "message": message, "late_reason": late_reason},
+        )
         if data.when.tzinfo is None:
             # A datetime-local field: the person means their own clock, not UTC.
             data = data.model_copy(update={"when": data.when.replace(tzinfo=cases.PRAGUE)})

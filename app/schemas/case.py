@@ -4,10 +4,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.schemas.report import AttachmentRead, MessageRead, ReportCreate
+from app.schemas.report import AttachmentRead, MessageRead, RecordRead, ReportCreate
 from app.services.deadlines import CZECH
 from app.vocabulary import (
     Completeness,
+    MeasureKind,
     Outcome,
     Priority,
     RecordedChannel,
@@ -42,15 +43,6 @@ class CaseSummary(BaseModel):
     legal_hold: bool
 
 
-class RecordRead(BaseModel):
-    """The record of a report taken down by a designated person."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    recording_consent: bool | None = None
-    comments: OptionalBody = ""
-
-
 class RecordedReportCreate(ReportCreate):
     """A report received by telephone, in person or by post, recorded by a designated person."""
 
@@ -82,6 +74,8 @@ class MeetingPlan(BaseModel):
     when: datetime
     place: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
     message: OptionalBody = ""
+    # Needed for a meeting after the 14-day deadline, e.g. the whistleblower's own wish.
+    late_reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
 
 
 class Triage(BaseModel):
@@ -102,6 +96,23 @@ class CaseList(BaseModel):
     offset: int
 
 
+class MeasureCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: MeasureKind = MeasureKind.TAKEN
+    body: Body
+    tell_whistleblower: bool = True
+
+
+class MeasureRead(BaseModel):
+    id: uuid.UUID
+    kind: MeasureKind
+    body: str
+    created_at: datetime
+    member_id: uuid.UUID | None
+    told_whistleblower: bool
+
+
 class NoteRead(BaseModel):
     id: uuid.UUID
     body: str
@@ -116,10 +127,14 @@ class CaseRead(CaseSummary):
     messages: list[MessageRead]
     attachments: list[AttachmentRead]
     notes: list[NoteRead]
+    measures: list[MeasureRead]
     acknowledgement_waived: str | None
     no_acknowledgement: bool
     meeting_requested: bool
     meeting_planned_at: datetime | None
+    meeting_late_reason: str | None
+    # Planned past its deadline and not yet held.
+    meeting_late: bool
     record: RecordRead | None
     triage: Triage | None
     legal_hold_reason: str | None

@@ -21,6 +21,7 @@ from app.i18n import N_
 from app.models import (
     Attachment,
     AuditEvent,
+    CaseMeasure,
     CaseNote,
     KeyRotation,
     Member,
@@ -34,18 +35,19 @@ from app.schemas.case import (
     CaseRead,
     CaseSummary,
     IdentityUpdate,
+    MeasureCreate,
+    MeasureRead,
     MeetingPlan,
     NoteRead,
     RecordedReportCreate,
-    RecordRead,
     Triage,
 )
-from app.schemas.report import AttachmentRead, ReportCreate
-from app.services import audit, deadlines, grants, mail, reports, retention
+from app.schemas.report import AttachmentRead, RecordRead, ReportCreate
+from app.services import attachments, audit, deadlines, grants, mail, reports, retention
 from app.services.attachments import IncomingFile
 from app.services.auth import CurrentMember
 from app.templating import render_mail
-from app.vocabulary import OPEN_STATUSES, CaseStatus
+from app.vocabulary import OPEN_STATUSES, CaseStatus, MeasureKind
 
 EXTERNAL_CHANNEL = "https://oznamovatel.justice.cz/"
 CASE_NOT_FOUND = N_("No such case.")
@@ -194,14 +196,27 @@ def _received_on(report: Report) -> date:
     return deadlines.local_date(report.received_at)
 
 
+def meeting_late(report: Report, now: datetime) -> bool:
+    """A meeting planned past its deadline whose time has not yet come."""
+    planned, due = report.meeting_planned_at, report.meeting_due_on
+    return (
+        planned is not None
+        and due is not None
+        and planned > now
+        and deadlines.local_date(planned) > due
+    )
+
+
 def _pending_deadlines(report: Report) -> list[date]:
     pending = []
     if report.status == "received" and report.acknowledgement_due_on is not None:
         pending.append(report.acknowledgement_due_on)
     if report.status in OPEN_STATUSES:
         pending.append(report.assessment_due_on)
-        if report.meeting_due_on is not None and report.meeting_planned_at is None:
-            pending.append(report.meeting_due_on)
+    if report.meeting_due_on is not None and (
+        report.meeting_planned_at is None or meeting_late(report, utcnow())
+    ):
+        pending.append(report.meeting_due_on)
     return pending
 
 
@@ -406,9 +421,16 @@ async def decrypt_case(session: AsyncSession, access: CaseAccess, report: Report
         no_acknowledgement=report.no_acknowledgement,
         meeting_requested=report.meeting_requested,
         meeting_planned_at=report.meeting_planned_at,
+        meeting_late_reason=crypto.open_sealed(
+            key, report.sealed_meeting_late_reason, reports.aad(b"meeting-late-reason", report.id)
+        ).decode()
+        if report.sealed_meeting_late_reason
+        else None,
+        meeting_late=meeting_late(report, utcnow()),
         record=reports.read_record(key, report),
         triage=read_triage(key, report),
         legal_hold_reason=retention.read_hold_reason(key, report),
+        measures=await _measures(session, key, report),
         register_summary=written or reports.summarise(content.description),
         register_summary_written=written is not None,
     )
@@ -565,13 +587,55 @@ async def decide(
 
 
 async def record_measures(
-    session: AsyncSession, settings: Settings, access: CaseAccess, report: Report, body: str
+    session: AsyncSession,
+    settings: Settings,
+    access: CaseAccess,
+    report: Report,
+    data: MeasureCreate,
 ) -> None:
-    """The measures proposed and taken on a valid report, told to the whistleblower."""
+    """A dated entry of measures proposed or taken on a valid report; told to the whistleblower
+    when the designated person so chooses."""
     if report.outcome != "valid":
         raise Conflict(N_("Measures follow only a valid report."), code="wrong_state")
-    await _message_to_whistleblower(session, settings, access, report, body)
-    await _audit(session, access, report, "case.measures")
+    measure = CaseMeasure(
+        id=uuid.uuid4(),
+        organisation_id=report.organisation_id,
+        report_id=report.id,
+        member_id=access.member_id,
+        kind=data.kind,
+        told_whistleblower=data.tell_whistleblower,
+    )
+    measure.sealed_body = crypto.seal(
+        report_key(access, report),
+        data.body.encode(),
+        reports.aad(b"measure", report.id, measure.id),
+    )
+    session.add(measure)
+    if data.tell_whistleblower:
+        await _message_to_whistleblower(session, settings, access, report, data.body)
+    await _audit(session, access, report, "case.measures", data.kind)
+    await session.flush()
+
+
+async def _measures(session: AsyncSession, key: bytes, report: Report) -> list[MeasureRead]:
+    measures = await session.scalars(
+        select(CaseMeasure)
+        .where(CaseMeasure.report_id == report.id)
+        .order_by(CaseMeasure.created_at)
+    )
+    return [
+        MeasureRead(
+            id=measure.id,
+            kind=MeasureKind(measure.kind),
+            body=crypto.open_sealed(
+                key, measure.sealed_body, reports.aad(b"measure", report.id, measure.id)
+            ).decode(),
+            created_at=measure.created_at,
+            member_id=measure.member_id,
+            told_whistleblower=measure.told_whistleblower,
+        )
+        for measure in measures
+    ]
 
 
 async def write_message(
@@ -616,6 +680,15 @@ async def record_report(
     The description is the written record, or the summary of an attached recording (only with
     the whistleblower's consent). A tracking code is made so the person can follow the case.
     """
+    if data.recording_consent is not True and any(map(attachments.is_recording, files)):
+        raise InvalidInput(
+            N_(
+                "A recording can be attached only with the whistleblower's consent; without it,"
+                " write a record that faithfully captures the substance of the report."
+            ),
+            code="recording_without_consent",
+            field="files",
+        )
     received_at = utcnow()
     if data.received_on is not None:
         if data.received_on > _today():
@@ -641,13 +714,8 @@ async def record_report(
 async def add_record_comments(
     session: AsyncSession, access: CaseAccess, report: Report, comments: str
 ) -> None:
-    """Store the whistleblower's comments on the record of their oral report."""
-    key = report_key(access, report)
-    record = reports.read_record(key, report)
-    if record is None:
-        raise Conflict(N_("This case was not taken down from an oral report."), code="wrong_state")
-    record.comments = comments
-    report.sealed_record = reports.seal_record(key, report, record)
+    """Add the whistleblower's comments on the record of their oral report, as they gave them."""
+    reports.add_record_comment(report_key(access, report), report, comments, by="member")
     await _audit(session, access, report, "case.record_comments")
     await session.flush()
 
@@ -677,10 +745,35 @@ async def plan_meeting(
     report: Report,
     data: MeetingPlan,
 ) -> None:
-    """Plan the personal meeting the whistleblower asked for, and tell them when and where."""
+    """Plan the personal meeting the whistleblower asked for, and tell them when and where.
+
+    A meeting after its 14-day deadline needs a recorded reason; the case shows it as late until
+    the meeting's time has come.
+    """
     if not report.meeting_requested:
         raise Conflict(N_("The whistleblower did not ask for a meeting."), code="wrong_state")
     when = data.when if data.when.tzinfo else data.when.replace(tzinfo=UTC)
+    late = (
+        report.meeting_due_on is not None and when.astimezone(PRAGUE).date() > report.meeting_due_on
+    )
+    if late and not data.late_reason:
+        raise InvalidInput(
+            N_(
+                "The meeting is planned after its deadline: record the reason, e.g. the"
+                " whistleblower's own wish."
+            ),
+            code="meeting_late_reason_required",
+            field="late_reason",
+        )
+    report.sealed_meeting_late_reason = (
+        crypto.seal(
+            report_key(access, report),
+            data.late_reason.encode(),
+            reports.aad(b"meeting-late-reason", report.id),
+        )
+        if late
+        else None
+    )
     report.meeting_planned_at = when.astimezone(UTC)
     text = data.message or bilingual(
         "meeting", when=when.astimezone(PRAGUE).strftime("%d. %m. %Y %H:%M"), place=data.place

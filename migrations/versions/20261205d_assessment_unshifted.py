@@ -1,5 +1,6 @@
 """The assessment deadline's unshifted day is stored: extensions run from the shifted deadline;
-the register's summary written by a designated person
+the register's summary written by a designated person; measures proposed and taken as dated
+entries; the reason of a personal meeting planned past its deadline
 
 Revision ID: 20261205d
 Revises: 20261205a
@@ -37,6 +38,43 @@ _report = sa.table(
 def upgrade() -> None:
     op.add_column("report", sa.Column("assessment_unshifted_on", sa.Date(), nullable=True))
     op.add_column("report", sa.Column("sealed_summary", sa.LargeBinary(), nullable=True))
+    op.add_column(
+        "report", sa.Column("sealed_meeting_late_reason", sa.LargeBinary(), nullable=True)
+    )
+    op.create_table(
+        "case_measure",
+        sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        sa.Column("report_id", sa.Uuid(), nullable=False),
+        sa.Column("member_id", sa.Uuid(), nullable=True),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("told_whistleblower", sa.Boolean(), nullable=False),
+        sa.Column("created_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sealed_body", sa.LargeBinary(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["member_id"],
+            ["member.id"],
+            name=op.f("fk_case_measure_member_id_member"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisation.id"],
+            name=op.f("fk_case_measure_organisation_id_organisation"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["report_id"],
+            ["report.id"],
+            name=op.f("fk_case_measure_report_id_report"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_case_measure")),
+    )
+    op.create_index(
+        op.f("ix_case_measure_organisation_id"), "case_measure", ["organisation_id"], unique=False
+    )
+    op.create_index(op.f("ix_case_measure_report_id"), "case_measure", ["report_id"], unique=False)
     connection = op.get_bind()
     rows = connection.execute(
         sa.select(_report.c.id, _report.c.received_at, _report.c.extensions)
@@ -52,5 +90,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("case_measure")
+    op.drop_column("report", "sealed_meeting_late_reason")
     op.drop_column("report", "sealed_summary")
     op.drop_column("report", "assessment_unshifted_on")
