@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.main import create_app
-from app.models import AuditEvent, PurgedReport, Report
+from app.models import AuditEvent, Organisation, PurgedReport, Report
 from app.schemas.report import RecordRead
 from app.services import deadlines, mail
+from app.templating import render_mail
 from tests.factories import login, register, submit, verified_organisation
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -264,6 +265,37 @@ async def test_not_valid_decision_tells_about_the_external_channel(
     assert "https://oznamovatel.justice.cz/" in message
     measures = await client.post(f"/api/v1/cases/{case['id']}/measures", json={"body": "x"})
     assert measures.status_code == 409
+
+
+async def test_not_a_report_notice_points_to_the_external_channel_without_denying_protection(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    path = f"/api/v1/cases/{case['id']}"
+    await client.get(path, headers=REASON)
+    await client.post(f"{path}/acknowledge", json={})
+    decided = await client.post(f"{path}/decision", json={"outcome": "not_a_report"})
+    assert decided.status_code == 200
+    notice = (await _whistleblower_messages(client, case["code"]))[-1]
+    assert "https://oznamovatel.justice.cz/" in notice
+    assert "does not fall under Act No. 171/2023 Sb." in notice
+    assert "nespadá pod zákon č. 171/2023 Sb." in notice
+    assert "protection" not in notice  # no flat statement that no protection applies
+
+
+def test_a_receipt_mail_asked_without_acknowledgement_is_the_whistleblowers_own_receipt() -> None:
+    organisation = Organisation(name="Strojírny Vysočina a.s.")
+    kwargs = {
+        "organisation": organisation,
+        "link": "https://x.example/track",
+        "received_on": date(2026, 12, 4),
+    }
+    subject, text = render_mail("report_receipt", no_acknowledgement=True, **kwargs)
+    assert "received" not in subject
+    assert "přijal" not in subject
+    assert "received your report" not in text
+    assert "not an acknowledgement of receipt" in text
+    subject, text = render_mail("report_receipt", no_acknowledgement=False, **kwargs)
+    assert "was received" in subject
 
 
 async def test_valid_decision_measures_and_close(

@@ -325,6 +325,8 @@ def _mail_context(name: str, kind: str) -> dict[str, Any]:
         context["received_on"] = date(2026, 1, 2)
     if "kind" in wanted:
         context["kind"] = kind
+    if "no_acknowledgement" in wanted:  # a flag: both of its texts across the kinds
+        context["no_acknowledgement"] = kind == "acknowledgement"
     return context
 
 

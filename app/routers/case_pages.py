@@ -215,7 +215,10 @@ async def _case_page(
             "summary": case,
             "received_on": received_on,
             "acknowledgement_text": acknowledgement,
-            "decision_texts": {outcome: cases.bilingual(outcome) for outcome in OUTCOME_LABELS},
+            "decision_texts": {
+                outcome: cases.bilingual(outcome, url=cases.EXTERNAL_CHANNEL)
+                for outcome in OUTCOME_LABELS
+            },
             "external_channel": cases.EXTERNAL_CHANNEL,
             "waive_reasons": WAIVE_REASON_LABELS,
             "categories": CATEGORIES,

@@ -58,13 +58,15 @@ DEFAULT_TEXTS = {
     "acknowledge": N_("We confirm that we received your report of %(date)s. We will assess it and "
                       "tell you the result by %(due)s."),
     "extend": N_("Assessing your report takes longer than usual. We are extending the deadline by "
-                 "30 days, to %(due)s. The reason: %(reason)s"),
+                 "%(days)s days, to %(due)s. The reason: %(reason)s"),
     "valid": N_("We assessed your report as valid. We have proposed measures to the organisation "
                 "to prevent or remedy the unlawful state, and we will tell you which were taken."),
     "not_valid": N_("We assessed your report as not valid: the facts given do not show the "
                     "suspected breach."),
-    "not_a_report": N_("Your message is not a report under Act No. 171/2023 Sb., so the "
-                       "protection of that Act does not apply to it."),
+    "not_a_report": N_("Having assessed your message, we found that it does not fall under Act No. "
+                       "171/2023 Sb., so it is not handled further in this internal reporting "
+                       "system. You may turn to the external reporting system of the Ministry of "
+                       "Justice (%(url)s) or to another competent public authority."),
     "meeting": N_("We propose to meet in person on %(when)s at %(place)s. If the time does not "
                   "suit you, write to us."),
     "not_valid_instruction": N_("You may report the matter to a public authority, in particular "
@@ -550,7 +552,7 @@ async def extend(
     report.extensions += 1
     report.assessment_due_on = extended.due_on
     report.assessment_unshifted_on = extended.unshifted_on
-    text = bilingual("extend", due=_format_date(report.assessment_due_on), reason=reason)
+    text = bilingual("extend", days=days, due=_format_date(report.assessment_due_on), reason=reason)
     await _message_to_whistleblower(session, settings, access, report, text)
     await _audit(session, access, report, "case.extend")
     await session.flush()
@@ -575,7 +577,7 @@ async def decide(
             N_("Acknowledge receipt (or record why it is waived) before recording the outcome."),
             code="acknowledgement_first",
         )
-    text = message or bilingual(outcome)
+    text = message or bilingual(outcome, url=EXTERNAL_CHANNEL)
     if outcome == "not_valid":
         text += "\n\n" + bilingual("not_valid_instruction", url=EXTERNAL_CHANNEL)
     report.outcome = outcome

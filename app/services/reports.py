@@ -152,6 +152,7 @@ async def submit_report(
                 organisation=organisation,
                 link=tracking_url(settings, code),
                 received_on=received_on,
+                no_acknowledgement=data.no_acknowledgement,
             )
             await mail.enqueue(
                 session, settings, kind="report_receipt", to=data.email, subject=subject, text=text
