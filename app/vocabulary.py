@@ -90,6 +90,19 @@ WAIVE_REASON_LABELS: dict[str, str] = {
     ),
 }
 
+
+class MeasureKind(StrEnum):
+    """Measures on a valid report: proposed by a designated person, taken by the organisation."""
+
+    PROPOSED = "proposed"
+    TAKEN = "taken"
+
+
+MEASURE_KIND_LABELS: dict[str, str] = {
+    MeasureKind.PROPOSED: N_("Measures proposed by the designated person"),
+    MeasureKind.TAKEN: N_("Measures taken by the organisation"),
+}
+
 # Consent to an audio recording of a report taken down, as the record's form sends it.
 CONSENT_LABELS: dict[str, str] = {
     "true": N_("Yes, the whistleblower consented to an audio recording"),
@@ -144,6 +157,7 @@ CASE_ACTION_LABELS: dict[str, str] = {
     "case.identity": N_("Recorded the whistleblower's identity"),
     "case.meeting": N_("Planned the personal meeting"),
     "case.triage": N_("Recorded the triage"),
+    "case.summary": N_("Wrote the summary for the register"),
     "case.legal_hold": N_("Put the case on legal hold"),
     "case.legal_hold_released": N_("Released the legal hold"),
 }

@@ -55,16 +55,20 @@ async def login(
     return await client.post("/api/v1/auth/login", json=body)
 
 
+DESIGNATED_PERSONS = "Mgr. Jana Příslušná, tel. 601 234 567, prislusna@example.cz"
+
+
 async def verified_organisation(
     client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], **overrides: Any
 ) -> dict[str, Any]:
-    """A registered organisation whose address is verified, so its form accepts reports."""
+    """A registered organisation whose address is verified and whose designated persons are
+    published (§ 9), so its form accepts reports."""
     registered = await register(client, **overrides)
     async with sessionmaker() as session, session.begin():
         await session.execute(
             update(Organisation)
             .where(Organisation.slug == registered["slug"])
-            .values(email_verified_at=utcnow())
+            .values(email_verified_at=utcnow(), info_designated_persons=DESIGNATED_PERSONS)
         )
     return registered
 

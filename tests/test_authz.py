@@ -232,6 +232,10 @@ MATRIX: dict[tuple[str, str], Call] = {
         code_holder(201, 422), json={"body": "More facts."}
     ),
     ("GET", "/api/v1/public/reports/self/files/{attachment_id}"): Call(code_holder(200, 422)),
+    # A report from the web form has no record to comment on.
+    ("POST", "/api/v1/public/reports/self/record-comments"): Call(
+        code_holder(409, 422), json={"body": "The record is accurate."}
+    ),
     # The designated person's own account: any logged-in person may use their own.
     ("GET", "/api/v1/auth/me"): Call(member_api(200, other_org=200)),
     ("POST", "/api/v1/auth/totp"): Call(member_api(201, other_org=201)),
@@ -279,6 +283,9 @@ MATRIX: dict[tuple[str, str], Call] = {
         member_api(409), json={"when": "2030-01-01T10:00", "place": "Room 1"}
     ),
     ("POST", "/api/v1/cases/{case_id}/triage"): Call(member_api(200), json={}),
+    ("POST", "/api/v1/cases/{case_id}/summary"): Call(
+        member_api(200), json={"summary": "Invoices paid twice."}
+    ),
     ("POST", "/api/v1/cases/{case_id}/legal-hold"): Call(
         member_api(200), json={"reason": "A court asked us to keep it."}
     ),
@@ -295,6 +302,9 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("POST", "/cases/{case_id}/notes"): Call(member_page(303), form=BODY),
     ("POST", "/cases/{case_id}/record-comments"): Call(member_page(409), form=BODY),
     ("POST", "/cases/{case_id}/triage"): Call(member_page(303), form={}),
+    ("POST", "/cases/{case_id}/summary"): Call(
+        member_page(303), form={"summary": "Invoices paid twice."}
+    ),
     ("POST", "/cases/{case_id}/identity"): Call(member_page(303), form={"name": "Jan"}),
     ("POST", "/cases/{case_id}/meeting"): Call(
         member_page(409), form={"when": "2030-01-01T10:00", "place": "Room 1"}
@@ -406,6 +416,8 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("POST", "/operator/orders/{order_id}/paid"): Call(
         operator_page(404), form={"paid_on": "2026-01-05"}
     ),
+    # Late: it changes what the meeting calls above would answer.
+    ("POST", "/api/v1/public/reports/self/meeting"): Call(code_holder(200, 422)),
     # Logging out sends the operator to the login page, as the lack of a session does.
     ("POST", "/operator/logout"): Call(operator_page(OPERATOR_LOGIN), form={}),
 }

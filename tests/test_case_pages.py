@@ -203,7 +203,9 @@ async def test_third_extension_shows_the_error_on_the_page(
 async def test_not_valid_decision_tells_the_whistleblower_about_the_external_channel(
     client: httpx.AsyncClient, case: dict[str, str]
 ) -> None:
-    page = await _open(client, case["id"])
+    await _open(client, case["id"])
+    await _act(client, case["id"], "acknowledge", waive="would_reveal_identity")
+    page = (await client.get(f"/cases/{case['id']}?lang=en")).text
     assert "the statutory instruction is appended" in page
     response = await _act(client, case["id"], "decision", outcome="not_valid", message="")
     assert response.status_code == 303
@@ -214,6 +216,18 @@ async def test_not_valid_decision_tells_the_whistleblower_about_the_external_cha
     assert "not valid" in message
     assert "https://oznamovatel.justice.cz/" in message
     assert "Ministry of Justice" in message
+
+
+async def test_the_decision_form_waits_for_the_acknowledgement(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    page = await _open(client, case["id"])
+    assert 'id="acknowledgement-first"' in page
+    assert 'id="decision-message"' not in page
+    assert (await _act(client, case["id"], "acknowledge")).status_code == 303
+    page = (await client.get(f"/cases/{case['id']}")).text
+    assert 'id="acknowledgement-first"' not in page
+    assert 'id="decision-message"' in page
 
 
 async def test_decision_needs_an_outcome(client: httpx.AsyncClient, case: dict[str, str]) -> None:
@@ -227,9 +241,24 @@ async def test_measures_then_closing_after_a_valid_report(
     client: httpx.AsyncClient, case: dict[str, str]
 ) -> None:
     await _open(client, case["id"])
+    assert (await _act(client, case["id"], "acknowledge")).status_code == 303
     assert (await _act(client, case["id"], "decision", outcome="valid")).status_code == 303
-    measures = await _act(client, case["id"], "measures", body="The invoices were stopped.")
+    proposed = await _act(
+        client, case["id"], "measures", kind="proposed", body="Stop paying the supplier."
+    )
+    assert proposed.status_code == 303
+    measures = await _act(
+        client,
+        case["id"],
+        "measures",
+        kind="taken",
+        body="The invoices were stopped.",
+        tell_whistleblower="yes",
+    )
     assert measures.status_code == 303
+    page = (await client.get(measures.headers["location"])).text
+    assert "Measures proposed by the designated person" in page
+    assert "Stop paying the supplier." in page
     closed = await _act(client, case["id"], "close")
     assert closed.status_code == 303
     page = (await client.get(closed.headers["location"])).text
@@ -402,7 +431,8 @@ async def _record(client: httpx.AsyncClient, slug: str, **fields: str) -> httpx.
     return await client.post(
         f"/cases/new?organisation={slug}&lang=en",
         data={"csrf": _csrf(form.text), **fields},
-        files=[("files", ("call.ogg", b"OggS fake audio", "audio/ogg"))],
+        # The written record as a file: a recording would need the whistleblower's consent.
+        files=[("files", ("record.txt", b"Signed written record.", "text/plain"))],
     )
 
 
@@ -445,7 +475,7 @@ async def test_recorded_report_opens_a_case_and_shows_the_tracking_code_once(
     page = await _open(client, case_id)
     assert 'id="record-consent">Not given: a written record only' in page
     assert "In person" in page
-    assert "call.ogg" in page
+    assert "record.txt" in page
     assert "Recorded a report received in another way" in page  # the timeline
 
 
@@ -489,7 +519,9 @@ async def test_whistleblowers_comments_on_the_record_are_stored(
     assert response.status_code == 303
     page = (await client.get(response.headers["location"])).text
     assert "The whistleblower's comments on the record were stored." in page
-    assert 'id="record-comments">Add that it began in May.' in page
+    assert 'id="record-comments"' in page
+    assert "Add that it began in May." in page
+    assert "Written down by a designated person" in page
     assert "Stored the whistleblower's comments on the record" in page
 
 

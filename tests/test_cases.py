@@ -1,7 +1,8 @@
 """Case management by a designated person through the JSON API, on SQLite and PostgreSQL."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -10,12 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.main import create_app
-from app.models import AuditEvent, PurgedReport, Report
+from app.models import AuditEvent, Organisation, PurgedReport, Report
+from app.schemas.report import RecordRead
 from app.services import deadlines
+from app.templating import render_mail
 from tests.factories import access_reasons, login, register, submit, verified_organisation
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 REASON = {"X-Access-Reason": "initial assessment"}
+PRAGUE = ZoneInfo("Europe/Prague")
 
 
 @pytest.fixture
@@ -138,25 +142,66 @@ async def test_acknowledgement_can_be_waived_for_a_statutory_reason(
     assert bad.status_code == 422
 
 
-async def test_extension_twice_then_refused(
-    client: httpx.AsyncClient, case: dict[str, str]
+async def _received_before_a_shifted_deadline(sessionmaker: Sessionmaker) -> date:
+    """Move the report's receipt to the latest recent day whose 30-day deadline a weekend or
+    holiday moves, so each extension's start depends on that shift."""
+    received = deadlines.local_date(datetime.now(UTC))
+    while not deadlines.deadline(received, 30).shifted:
+        received -= timedelta(days=1)
+    first = deadlines.deadline(received, 30)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Report).values(
+                received_at=datetime.combine(received, time(12), tzinfo=PRAGUE),
+                assessment_due_on=first.due_on,
+                assessment_unshifted_on=first.unshifted_on,
+            )
+        )
+    return received
+
+
+async def test_an_extension_runs_from_the_end_of_the_shifted_deadline(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, case: dict[str, str]
 ) -> None:
+    received = await _received_before_a_shifted_deadline(sessionmaker)
     await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
-    first = (await client.get(f"/api/v1/cases/{case['id']}")).json()
-    received = deadlines.local_date(datetime.fromisoformat(first["received_at"]))
+    due = deadlines.deadline(received, 30).due_on
     for n in (1, 2):
         response = await client.post(
             f"/api/v1/cases/{case['id']}/extend", json={"reason": "Witnesses are on leave."}
         )
         assert response.status_code == 200
         assert response.json()["extensions"] == n
-        assert response.json()["assess_by"] == str(deadlines.deadline(received, 30 + 30 * n).due_on)
+        # shift(shift(receipt + 30) + 30), not shift(receipt + 60)
+        extended = deadlines.deadline(due, 30)
+        assert response.json()["assess_by"] == str(extended.due_on)
+        assert response.json()["assess_by_unshifted"] == str(extended.unshifted_on)
+        due = extended.due_on
     third = await client.post(f"/api/v1/cases/{case['id']}/extend", json={"reason": "More."})
     assert third.status_code == 409
     assert third.json()["error"]["code"] == "extensions_exhausted"
     messages = await _whistleblower_messages(client, case["code"])
     assert len(messages) == 2
     assert "Witnesses are on leave." in messages[0]
+    assert due.strftime("%d. %m. %Y") in messages[1]
+
+
+async def test_the_designated_person_chooses_the_length_of_an_extension(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    before = (await client.get(f"/api/v1/cases/{case['id']}")).json()["assess_by"]
+    for days in (0, 31, "thirty"):
+        refused = await client.post(
+            f"/api/v1/cases/{case['id']}/extend", json={"reason": "Complex.", "days": days}
+        )
+        assert refused.status_code == 422
+    response = await client.post(
+        f"/api/v1/cases/{case['id']}/extend", json={"reason": "Complex.", "days": 10}
+    )
+    assert response.status_code == 200
+    expected = deadlines.deadline(date.fromisoformat(before), 10)
+    assert response.json()["assess_by"] == str(expected.due_on)
 
 
 async def test_extension_after_the_deadline_is_refused(
@@ -175,10 +220,40 @@ async def test_extension_after_the_deadline_is_refused(
     assert items[0]["overdue"] is True
 
 
+async def test_a_case_cannot_be_decided_before_its_acknowledgement(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    early = await client.post(f"/api/v1/cases/{case['id']}/decision", json={"outcome": "valid"})
+    assert early.status_code == 409
+    assert early.json()["error"]["code"] == "acknowledgement_first"
+    assert (await client.get(f"/api/v1/cases/{case['id']}")).json()["status"] == "received"
+    waived = await client.post(
+        f"/api/v1/cases/{case['id']}/acknowledge", json={"waive": "would_reveal_identity"}
+    )
+    assert waived.status_code == 200
+    decided = await client.post(f"/api/v1/cases/{case['id']}/decision", json={"outcome": "valid"})
+    assert decided.status_code == 200
+
+
+async def test_a_case_whose_whistleblower_asked_for_no_acknowledgement_can_be_decided(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    await submit(client, case["slug"], no_acknowledgement=True)
+    items = (await client.get("/api/v1/cases")).json()["items"]
+    quiet = next(item for item in items if item["acknowledge_by"] is None)
+    await client.get(f"/api/v1/cases/{quiet['id']}", headers=REASON)
+    decided = await client.post(f"/api/v1/cases/{quiet['id']}/decision", json={"outcome": "valid"})
+    assert decided.status_code == 200
+
+
 async def test_not_valid_decision_tells_about_the_external_channel(
     client: httpx.AsyncClient, case: dict[str, str]
 ) -> None:
     await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
+    await client.post(
+        f"/api/v1/cases/{case['id']}/acknowledge", json={"waive": "would_reveal_identity"}
+    )
     response = await client.post(
         f"/api/v1/cases/{case['id']}/decision",
         json={"outcome": "not_valid", "message": "We found no such invoices."},
@@ -193,11 +268,45 @@ async def test_not_valid_decision_tells_about_the_external_channel(
     assert measures.status_code == 409
 
 
+async def test_not_a_report_notice_points_to_the_external_channel_without_denying_protection(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    path = f"/api/v1/cases/{case['id']}"
+    await client.get(path, headers=REASON)
+    await client.post(f"{path}/acknowledge", json={})
+    decided = await client.post(f"{path}/decision", json={"outcome": "not_a_report"})
+    assert decided.status_code == 200
+    notice = (await _whistleblower_messages(client, case["code"]))[-1]
+    assert "https://oznamovatel.justice.cz/" in notice
+    assert "does not fall under Act No. 171/2023 Sb." in notice
+    assert "nespadá pod zákon č. 171/2023 Sb." in notice
+    assert "protection" not in notice  # no flat statement that no protection applies
+
+
+def test_a_receipt_mail_asked_without_acknowledgement_is_the_whistleblowers_own_receipt() -> None:
+    organisation = Organisation(name="Strojírny Vysočina a.s.")
+    kwargs = {
+        "organisation": organisation,
+        "link": "https://x.example/track",
+        "received_on": date(2026, 12, 4),
+    }
+    subject, text = render_mail("report_receipt", no_acknowledgement=True, **kwargs)
+    assert "received" not in subject
+    assert "přijal" not in subject
+    assert "received your report" not in text
+    assert "not an acknowledgement of receipt" in text
+    subject, text = render_mail("report_receipt", no_acknowledgement=False, **kwargs)
+    assert "was received" in subject
+
+
 async def test_valid_decision_measures_and_close(
     client: httpx.AsyncClient, case: dict[str, str]
 ) -> None:
     await client.get(f"/api/v1/cases/{case['id']}", headers=REASON)
     assert (await client.post(f"/api/v1/cases/{case['id']}/close")).status_code == 409
+    await client.post(
+        f"/api/v1/cases/{case['id']}/acknowledge", json={"waive": "would_reveal_identity"}
+    )
     decided = await client.post(f"/api/v1/cases/{case['id']}/decision", json={"outcome": "valid"})
     assert decided.json()["outcome"] == "valid"
     measures = await client.post(
@@ -211,6 +320,39 @@ async def test_valid_decision_measures_and_close(
     ).status_code == 409
     messages = await _whistleblower_messages(client, case["code"])
     assert messages[-1] == "The contract was terminated."
+
+
+async def test_measures_proposed_and_taken_are_separate_dated_entries(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    path = f"/api/v1/cases/{case['id']}"
+    await client.get(path, headers=REASON)
+    await client.post(f"{path}/acknowledge", json={})
+    await client.post(f"{path}/decision", json={"outcome": "valid"})
+    proposed = await client.post(
+        f"{path}/measures",
+        json={
+            "kind": "proposed",
+            "body": "Stop the payments; audit the supplier.",
+            "tell_whistleblower": False,
+        },
+    )
+    assert proposed.status_code == 200
+    taken = await client.post(
+        f"{path}/measures", json={"kind": "taken", "body": "The contract was terminated."}
+    )
+    assert taken.status_code == 200
+    measures = taken.json()["measures"]
+    assert [(m["kind"], m["body"], m["told_whistleblower"]) for m in measures] == [
+        ("proposed", "Stop the payments; audit the supplier.", False),
+        ("taken", "The contract was terminated.", True),
+    ]
+    assert measures[0]["created_at"] <= measures[1]["created_at"]
+    messages = await _whistleblower_messages(client, case["code"])
+    assert "Stop the payments; audit the supplier." not in messages
+    assert messages[-1] == "The contract was terminated."
+    wrong = await client.post(f"{path}/measures", json={"kind": "planned", "body": "x"})
+    assert wrong.status_code == 422
 
 
 async def test_notes_stay_internal(client: httpx.AsyncClient, case: dict[str, str]) -> None:
@@ -291,18 +433,69 @@ async def test_case_from_a_telephone_report_with_consent_and_comments(
     body = opened.json()
     assert body["channel"] == "telephone"
     assert body["received_at"].startswith("2026-11-02")
-    assert body["record"] == {"recording_consent": True, "comments": ""}
+    assert body["record"] == {"recording_consent": True, "comments": []}
     assert [a["name"] for a in body["attachments"]] == ["call.ogg"]
     commented = await client.post(
         f"/api/v1/cases/{created['id']}/record-comments",
         json={"body": "The record is accurate; I add that it started in May."},
     )
-    assert commented.json()["record"]["comments"].startswith("The record is accurate")
-    # The whistleblower can follow the recorded case with the code the person handed over.
-    view = await client.get(
-        "/api/v1/public/reports/self", headers={"X-Tracking-Code": created["tracking_code"]}
-    )
+    [first] = commented.json()["record"]["comments"]
+    assert first["text"].startswith("The record is accurate")
+    assert first["by"] == "member"
+    assert first["at"]
+    # The whistleblower can follow the recorded case with the code the person handed over,
+    # read the record and comment on it; earlier comments stay.
+    tracking = {"X-Tracking-Code": created["tracking_code"]}
+    view = await client.get("/api/v1/public/reports/self", headers=tracking)
     assert view.json()["report"]["description"].startswith("Written record")
+    assert view.json()["record"]["comments"][0]["text"] == first["text"]
+    own = await client.post(
+        "/api/v1/public/reports/self/record-comments",
+        json={"body": "It was in May, not June."},
+        headers=tracking,
+    )
+    assert own.status_code == 200
+    comments = (await client.get(f"/api/v1/cases/{created['id']}")).json()["record"]["comments"]
+    assert [(c["by"], c["text"][:9]) for c in comments] == [
+        ("member", "The recor"),
+        ("whistleblower", "It was in"),
+    ]
+    assert comments[0]["at"] <= comments[1]["at"]
+
+
+async def test_a_recording_is_refused_without_the_whistleblowers_consent(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    for consent in ("false", ""):
+        response = await client.post(
+            f"/api/v1/cases?organisation={case['slug']}",
+            data={
+                "channel": "in_person",
+                "description": "Written record of the meeting.",
+                "recording_consent": consent,
+            },
+            files=[("files", ("meeting.m4a", b"\x00\x00\x00\x18ftypM4A audio", "audio/mp4"))],
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "recording_without_consent"
+    items = (await client.get("/api/v1/cases")).json()["items"]
+    assert len(items) == 1  # nothing was recorded
+    written = await client.post(
+        f"/api/v1/cases?organisation={case['slug']}",
+        data={
+            "channel": "in_person",
+            "description": "Written record.",
+            "recording_consent": "false",
+        },
+        files=[("files", ("record.txt", b"Signed written record.", "text/plain"))],
+    )
+    assert written.status_code == 201, written.text
+
+
+def test_a_record_of_an_earlier_version_reads_its_comments_as_one_undated_entry() -> None:
+    old = RecordRead.model_validate({"recording_consent": False, "comments": "Accurate."})
+    assert [(c.text, c.at, c.by) for c in old.comments] == [("Accurate.", None, "member")]
+    assert RecordRead.model_validate({"comments": ""}).comments == []
 
 
 async def test_web_case_has_no_record_to_comment(
@@ -343,6 +536,48 @@ async def test_meeting_is_planned_and_told(
     messages = await _whistleblower_messages(client, case["code"])
     assert "01. 12. 2026 09:30" in messages[-1]
     assert "Room 12, Brno" in messages[-1]
+
+
+async def test_a_meeting_after_its_deadline_needs_a_reason_and_shows_late(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, case: dict[str, str]
+) -> None:
+    path = f"/api/v1/cases/{case['id']}"
+    await client.get(path, headers=REASON)
+    today = deadlines.local_date(datetime.now(UTC))
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Report).values(meeting_requested=True, meeting_due_on=today + timedelta(days=3))
+        )
+    late = datetime.combine(today + timedelta(days=20), time(10), tzinfo=PRAGUE).isoformat()
+    refused = await client.post(f"{path}/meeting", json={"when": late, "place": "Room 1"})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "meeting_late_reason_required"
+    planned = await client.post(
+        f"{path}/meeting",
+        json={"when": late, "place": "Room 1", "late_reason": "The whistleblower is abroad."},
+    )
+    assert planned.status_code == 200, planned.text
+    assert planned.json()["meeting_late"] is True
+    assert planned.json()["meeting_late_reason"] == "The whistleblower is abroad."
+    assert planned.json()["next_deadline"] == str(today + timedelta(days=3))
+    in_time = datetime.combine(today + timedelta(days=2), time(10), tzinfo=PRAGUE).isoformat()
+    replanned = await client.post(f"{path}/meeting", json={"when": in_time, "place": "Room 1"})
+    assert replanned.json()["meeting_late"] is False
+    assert replanned.json()["meeting_late_reason"] is None
+
+
+async def test_the_whistleblower_asks_for_a_meeting_after_reporting(
+    client: httpx.AsyncClient, case: dict[str, str]
+) -> None:
+    tracking = {"X-Tracking-Code": case["code"]}
+    asked = await client.post("/api/v1/public/reports/self/meeting", headers=tracking)
+    assert asked.status_code == 200
+    today = deadlines.local_date(datetime.now(UTC))
+    assert asked.json()["meeting_due_on"] == str(deadlines.deadline(today, 14).due_on)
+    again = await client.post("/api/v1/public/reports/self/meeting", headers=tracking)
+    assert again.status_code == 409
+    item = (await client.get("/api/v1/cases")).json()["items"][0]
+    assert item["meeting_by"] == str(deadlines.deadline(today, 14).due_on)
 
 
 async def test_file_download_through_the_api_needs_the_reason_and_is_audited(

@@ -36,3 +36,22 @@ def test_deadline_counts_from_the_next_day_and_skips_weekends_and_holidays(
 def test_receipt_date_is_the_day_in_prague() -> None:
     # 23:30 UTC on 31 December is already 1 January in Prague.
     assert local_date(datetime(2026, 12, 31, 23, 30, tzinfo=UTC)) == date(2027, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("received", "due", "first", "second"),
+    [
+        # 17 Jan 2026 is a Saturday: each extension runs from the Monday it moved to.
+        (date(2025, 12, 18), date(2026, 1, 19), date(2026, 2, 18), date(2026, 3, 20)),
+        # 3 Apr 2026 is Good Friday, then the weekend and Easter Monday.
+        (date(2026, 3, 4), date(2026, 4, 7), date(2026, 5, 7), date(2026, 6, 8)),
+    ],
+)
+def test_extensions_run_from_the_shifted_end_of_the_running_period(
+    received: date, due: date, first: date, second: date
+) -> None:
+    assessment = deadline(received, 30)
+    assert assessment.due_on == due
+    extended = deadline(assessment.due_on, 30)
+    assert extended.due_on == first
+    assert deadline(extended.due_on, 30).due_on == second

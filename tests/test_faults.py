@@ -42,7 +42,7 @@ from app.models.base import utcnow
 from app.models.outbox import OutboxMail
 from app.services import auth, courier, mail
 from tests.browser import free_port
-from tests.factories import login, register, submit, verified_organisation
+from tests.factories import DESIGNATED_PERSONS, login, register, submit, verified_organisation
 from tests.served import ServedApp
 from tests.smtp import SMTPServer
 
@@ -415,7 +415,11 @@ async def test_outage_of_postgresql_answers_503_and_the_service_recovers_by_itse
                 Settings(database_url=private_postgres.url).resolved_database_url
             )
             async with engine.begin() as connection:
-                await connection.execute(update(Organisation).values(email_verified_at=utcnow()))
+                await connection.execute(
+                    update(Organisation).values(
+                        email_verified_at=utcnow(), info_designated_persons=DESIGNATED_PERSONS
+                    )
+                )
             await engine.dispose()
             slug = registered["slug"]
             code = (await submit(http, slug))["tracking_code"]

@@ -7,11 +7,14 @@ from typing import Any
 
 import httpx
 import pytest
+from pypdf import PdfReader
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.models import AuditEvent
 from app.models.base import utcnow
 from app.services import deadlines
-from app.services.register import summarise
+from app.services.reports import summarise
 from tests.factories import access_reasons, login, register, submit, verified_organisation
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -25,7 +28,9 @@ NAMED = {
     "name": "Jana Nováková",
     "birth_date": "1985-03-14",
     "contact_address": "Dlouhá 1, 110 00 Praha 1",
-    "persons_involved": "Karel Vedoucí, the director",
+    "phone": "+420 601 234 567",
+    "person_concerned": "Karel Vedoucí, the director",
+    "persons_involved": "Petra Svědková, the accountant, saw it",
     "description": "The director approved invoices for work never done.",
 }
 
@@ -40,6 +45,8 @@ async def org(client: httpx.AsyncClient, sessionmaker: Sessionmaker) -> dict[str
     items = (await client.get("/api/v1/cases")).json()["items"]
     named = next(item for item in items if item["reference"].endswith("-0002"))
     assert (await client.get(f"/api/v1/cases/{named['id']}", headers=REASON)).status_code == 200
+    acknowledged = await client.post(f"/api/v1/cases/{named['id']}/acknowledge", json={})
+    assert acknowledged.status_code == 200
     decided = await client.post(
         f"/api/v1/cases/{named['id']}/decision", json={"outcome": "not_valid"}
     )
@@ -78,7 +85,9 @@ async def test_register_lists_reports_oldest_first_with_identity_only_when_known
     assert named["name"] == "Jana Nováková"
     assert named["birth_date"] == "1985-03-14"
     assert named["contact_address"] == "Dlouhá 1, 110 00 Praha 1"
-    assert named["persons_involved"] == "Karel Vedoucí, the director"
+    assert named["other_identity"] == "+420 601 234 567"
+    assert named["person_concerned"] == "Karel Vedoucí, the director"
+    assert "Svědková" not in str(named)  # a witness is not the person concerned
     assert named["summary"] == NAMED["description"]
     assert anonymous["received_on"] <= named["received_on"]
 
@@ -124,9 +133,25 @@ async def test_csv_parses_back_with_a_czech_header_by_default(
     assert header[-1] == "Výsledek posouzení"
     assert anonymous[3:6] == ["", "", ""]
     assert named[0] == org["name"]
-    assert named[3:6] == ["Jana Nováková", "14.03.1985", "Dlouhá 1, 110 00 Praha 1"]
-    assert named[7] == "Karel Vedoucí, the director"
-    assert named[8:] == [f"{_today():%d.%m.%Y}", "Nedůvodné"]
+    assert header[3:10] == [
+        "Jméno a příjmení oznamovatele",
+        "Datum narození",
+        "Kontaktní adresa",
+        "Další údaje, z nichž lze dovodit totožnost",
+        "Shrnutí obsahu oznámení",
+        "Osoba, proti níž oznámení směřuje",
+        "Datum ukončení posouzení",
+    ]
+    assert anonymous[3:7] == ["", "", "", ""]
+    assert named[0] == org["name"]
+    assert named[3:7] == [
+        "Jana Nováková",
+        "14.03.1985",
+        "Dlouhá 1, 110 00 Praha 1",
+        "'+420 601 234 567",
+    ]
+    assert named[8] == "Karel Vedoucí, the director"
+    assert named[9:] == [f"{_today():%d.%m.%Y}", "Nedůvodné"]
 
 
 async def test_csv_language_follows_lang(client: httpx.AsyncClient, org: dict[str, Any]) -> None:
@@ -137,7 +162,7 @@ async def test_csv_language_follows_lang(client: httpx.AsyncClient, org: dict[st
 
 async def test_csv_neutralises_formulas(client: httpx.AsyncClient, org: dict[str, Any]) -> None:
     _, anonymous, _ = _parse(await client.get("/api/v1/register", headers=CSV))
-    assert anonymous[6].startswith("'=HYPERLINK(")
+    assert anonymous[7].startswith("'=HYPERLINK(")
 
 
 async def test_export_without_a_reason_is_refused(
@@ -197,6 +222,62 @@ async def test_page_asks_for_a_reason_then_shows_the_table(
     assert "Not valid" in shown.text
     assert "Anonymous" in shown.text
     assert await _exports(sessionmaker) == ["audit"]
+    items = (await client.get("/api/v1/cases")).json()["items"]
+    for item in items:  # each row links to its case
+        assert f'<a href="/cases/{item["id"]}?lang=en">{item["reference"]}</a>' in shown.text
+
+
+async def test_the_designated_person_writes_the_summary_the_register_shows(
+    client: httpx.AsyncClient, sessionmaker: Sessionmaker, org: dict[str, Any]
+) -> None:
+    anonymous = (await client.get("/api/v1/register", headers=REASON)).json()["items"][0]
+    case = (await client.get(f"/api/v1/cases/{anonymous['report_id']}", headers=REASON)).json()
+    assert case["register_summary"] == anonymous["summary"]  # prefilled from the report
+    assert case["register_summary_written"] is False
+    short = await client.post(f"/api/v1/cases/{case['id']}/summary", json={"summary": "x"})
+    assert short.status_code == 422
+    written = await client.post(
+        f"/api/v1/cases/{case['id']}/summary",
+        json={"summary": "Invoices paid twice to one supplier in 2026."},
+    )
+    assert written.status_code == 200
+    assert written.json()["register_summary_written"] is True
+    rows = (await client.get("/api/v1/register", headers=REASON)).json()["items"]
+    assert rows[0]["summary"] == "Invoices paid twice to one supplier in 2026."
+    async with sessionmaker() as session:
+        actions = list(await session.scalars(select(AuditEvent.action)))
+    assert "case.summary" in actions
+
+
+async def test_the_register_prints_as_a_pdf_record(
+    client: httpx.AsyncClient, org: dict[str, Any]
+) -> None:
+    response = await client.get("/api/v1/register", headers={**REASON, "Accept": "application/pdf"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="evidence-oznameni-{_today():%Y-%m-%d}.pdf"'
+    )
+    text = " ".join(
+        " ".join(page.extract_text().split())
+        for page in PdfReader(io.BytesIO(response.content)).pages
+    )
+    assert "Evidence oznámení" in text
+    assert org["name"] in text
+    assert org["email"] in text  # who exported it
+    assert f"{_today():%d. %m. %Y}" in text  # when
+    assert "Jana Nováková" in text
+    assert "Karel Vedoucí" in text
+    assert f"{_today().year}-0002" in text
+
+
+async def test_the_page_downloads_the_pdf(client: httpx.AsyncClient, org: dict[str, Any]) -> None:
+    form = await client.get(PAGE)
+    response = await client.post(
+        PAGE, data={"csrf": _csrf(form), "reason": "kontrola", "format": "pdf"}
+    )
+    assert response.status_code == 200
+    assert response.content.startswith(b"%PDF-")
 
 
 async def test_page_downloads_the_csv(client: httpx.AsyncClient, org: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import crypto
@@ -315,8 +315,27 @@ async def test_form_says_unverified_organisation_cannot_receive_reports(
 
     await client.get(await _deliver_verification(sessionmaker, settings, smtp_server))
     response = await client.get(f"/{registered['slug']}?lang=en")
+    assert response.status_code == 409  # § 9: who the designated persons are is not published
+    assert "has not published who its designated persons are" in response.text
+    refused = await client.post(
+        f"/api/v1/public/{registered['slug']}/reports", json={"description": "Too early."}
+    )
+    assert refused.json()["error"]["code"] == "no_designated_persons_published"
+
+    assert (await login(client, registered["email"])).status_code == 200
+    dashboard = (await client.get("/dashboard?lang=en")).text
+    assert f'id="todo-designated-persons-{registered["slug"]}"' in dashboard
+    settings_page = (await client.get(f"/organisations/{registered['slug']}/settings")).text
+    assert 'id="designated-persons-missing"' in settings_page
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Organisation).values(info_designated_persons="Jana Příslušná, 601 234 567")
+        )
+    response = await client.get(f"/{registered['slug']}?lang=en")
     assert response.status_code == 200
     assert registered["name"] in response.text
+    dashboard = (await client.get("/dashboard?lang=en")).text
+    assert "todo-designated-persons" not in dashboard
 
 
 async def test_unknown_organisation_form_is_404(client: httpx.AsyncClient) -> None:

@@ -358,6 +358,10 @@ async def test_the_information_page_has_sensible_defaults(client: httpx.AsyncCli
     assert "also from people who do not work for it" in page.text
     assert "Report through the organisation" in page.text
     assert 'href="https://oznamovatel.justice.cz/"' in page.text
+    # § 9: oral and in-person reports, and the meeting one may ask for.
+    assert 'id="oral-reports"' in page.text
+    assert "ask for a personal meeting" in page.text
+    assert "at most 14 days" in page.text
 
 
 async def test_the_information_page_escapes_the_texts(client: httpx.AsyncClient) -> None:

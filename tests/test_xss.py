@@ -25,7 +25,7 @@ from app.models import Organisation
 from app.models.base import utcnow
 from app.services import mail, operator
 from app.templating import environment, render_mail
-from tests.factories import PASSWORD, login, register
+from tests.factories import DESIGNATED_PERSONS, PASSWORD, login, register
 from tests.smtp import SMTPServer
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -49,7 +49,7 @@ async def hostile_case(live_server: str, sessionmaker: Sessionmaker) -> dict[str
             await session.execute(
                 update(Organisation)
                 .where(Organisation.slug == organisation["slug"])
-                .values(email_verified_at=utcnow())
+                .values(email_verified_at=utcnow(), info_designated_persons=hostile("persons"))
             )
         report = {
             "description": hostile("description"),
@@ -193,7 +193,11 @@ async def test_mails_built_from_markup_are_plain_text_with_one_line_headers(
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         organisation = await register(client, name=hostile("Firma"))
         async with sessionmaker() as session, session.begin():
-            await session.execute(update(Organisation).values(email_verified_at=utcnow()))
+            await session.execute(
+                update(Organisation).values(
+                    email_verified_at=utcnow(), info_designated_persons=DESIGNATED_PERSONS
+                )
+            )
         response = await client.post(
             f"/api/v1/public/{organisation['slug']}/reports",
             json={"description": hostile("description"), "email": "wb@example.org"},
@@ -321,6 +325,8 @@ def _mail_context(name: str, kind: str) -> dict[str, Any]:
         context["received_on"] = date(2026, 1, 2)
     if "kind" in wanted:
         context["kind"] = kind
+    if "no_acknowledgement" in wanted:  # a flag: both of its texts across the kinds
+        context["no_acknowledgement"] = kind == "acknowledgement"
     return context
 
 

@@ -17,6 +17,7 @@ from app.models.outbox import OutboxMail
 from app.models.report import (
     Attachment,
     AttachmentChunk,
+    CaseMeasure,
     CaseNote,
     DeadlineReminder,
     PurgedReport,
@@ -29,6 +30,7 @@ __all__ = [
     "AttachmentChunk",
     "AuditEvent",
     "Base",
+    "CaseMeasure",
     "CaseNote",
     "DeadlineReminder",
     "IncidentNotice",

@@ -56,12 +56,25 @@ class Organisation(UUIDPrimaryKey, Base):
     info_designated_persons: Mapped[str] = mapped_column(Text, default="")
 
     @property
+    def not_receiving_because(self) -> str | None:
+        """Why the form does not accept reports now (the first reason), or None when it does.
+
+        § 9 of the Act: the organisation publishes who its designated persons are or how to reach
+        them before its channel opens.
+        """
+        if self.cancelled_at is not None:
+            return "cancelled"
+        if self.blocked_at is not None:
+            return "blocked"
+        if self.email_verified_at is None:
+            return "not_verified"
+        if not self.info_designated_persons.strip():
+            return "no_designated_persons_published"
+        return None
+
+    @property
     def can_receive_reports(self) -> bool:
-        return (
-            self.email_verified_at is not None
-            and self.blocked_at is None
-            and self.cancelled_at is None
-        )
+        return self.not_receiving_because is None
 
     @property
     def allowed_embed_origins(self) -> list[str]:

@@ -29,6 +29,8 @@ class Report(UUIDPrimaryKey, Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     acknowledgement_due_on: Mapped[date | None]
     assessment_due_on: Mapped[date]
+    # The assessment deadline before a weekend or holiday moved it: the safe target.
+    assessment_unshifted_on: Mapped[date | None]
     meeting_due_on: Mapped[date | None]
     acknowledged_at: Mapped[datetime | None]
     # One of the two statutory reasons for not acknowledging, when a designated person waived it.
@@ -59,6 +61,10 @@ class Report(UUIDPrimaryKey, Base):
     meeting_planned_at: Mapped[datetime | None]
     # ISO 37002 triage (priority, completeness, risk of retaliation, protection plan), sealed.
     sealed_triage: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The register's summary of the report (§ 21), written by a designated person, sealed.
+    sealed_summary: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Why a personal meeting was planned past its 14-day deadline (e.g. the whistleblower's wish).
+    sealed_meeting_late_reason: Mapped[bytes | None] = mapped_column(LargeBinary)
     # A legal hold (e.g. court proceedings) keeps the case past the retention period; the
     # reason is sealed under the report key.
     legal_hold_at: Mapped[datetime | None]
@@ -126,6 +132,26 @@ class CaseNote(UUIDPrimaryKey, Base):
     member_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("member.id", ondelete="SET NULL")
     )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sealed_body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CaseMeasure(UUIDPrimaryKey, Base):
+    """Measures on a valid report, proposed by a designated person or taken by the organisation."""
+
+    __tablename__ = "case_measure"
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("report.id", ondelete="CASCADE"), index=True
+    )
+    member_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("member.id", ondelete="SET NULL")
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    told_whistleblower: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sealed_body: Mapped[bytes] = mapped_column(LargeBinary)
 

@@ -18,9 +18,11 @@ from app.schemas.case import (
     ExtendRequest,
     IdentityUpdate,
     LegalHoldRequest,
+    MeasureCreate,
     MeetingPlan,
     RecordedReportCreate,
     RecordedReportCreated,
+    SummaryRequest,
     Triage,
 )
 from app.services import attachments, cases, reports
@@ -126,7 +128,7 @@ async def extend(
 ) -> CaseRead:
     """Extend the assessment deadline by 30 days (at most twice), telling the reason."""
     access, report = await cases.open_case(session, current, case_id)
-    await cases.extend(session, settings, access, report, data.reason)
+    await cases.extend(session, settings, access, report, data.reason, data.days)
     return await _reread(session, current, case_id)
 
 
@@ -147,14 +149,15 @@ async def decide(
 @router.post("/{case_id}/measures")
 async def record_measures(
     case_id: str,
-    data: BodyRequest,
+    data: MeasureCreate,
     session: SessionDep,
     settings: SettingsDep,
     current: CurrentMemberDep,
 ) -> CaseRead:
-    """Record the measures of a valid report and tell the whistleblower."""
+    """Record measures proposed by the designated person or taken by the organisation, as a
+    dated entry; the whistleblower is told unless `tell_whistleblower` is false."""
     access, report = await cases.open_case(session, current, case_id)
-    await cases.record_measures(session, settings, access, report, data.body)
+    await cases.record_measures(session, settings, access, report, data)
     return await _reread(session, current, case_id)
 
 
@@ -225,6 +228,16 @@ async def triage(
     """Record the triage (ISO 37002): priority, completeness, retaliation risk, protection."""
     access, report = await cases.open_case(session, current, case_id)
     await cases.triage(session, access, report, data)
+    return await _reread(session, current, case_id)
+
+
+@router.post("/{case_id}/summary")
+async def write_summary(
+    case_id: str, data: SummaryRequest, session: SessionDep, current: CurrentMemberDep
+) -> CaseRead:
+    """Write the summary of the report that the register (§ 21) shows."""
+    access, report = await cases.open_case(session, current, case_id)
+    await cases.write_summary(session, access, report, data.summary)
     return await _reread(session, current, case_id)
 
 

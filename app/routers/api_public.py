@@ -100,6 +100,31 @@ async def write_message(
     return await reports.whistleblower_view(session, opened)
 
 
+@router.post("/reports/self/record-comments")
+async def comment_on_record(
+    request: Request,
+    data: MessageCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    code: TrackingCode,
+) -> ReportSelfRead:
+    """Comment on the record a designated person made of an oral or in-person report (`body`);
+    earlier comments stay, each dated."""
+    opened = await _open(request, session, settings, code)
+    await reports.comment_on_record(session, settings, opened, data.body)
+    return await reports.whistleblower_view(session, opened)
+
+
+@router.post("/reports/self/meeting")
+async def request_meeting(
+    request: Request, session: SessionDep, settings: SettingsDep, code: TrackingCode
+) -> ReportSelfRead:
+    """Ask for a personal meeting; the designated person must offer it within 14 days."""
+    opened = await _open(request, session, settings, code)
+    await reports.request_meeting(session, settings, opened)
+    return await reports.whistleblower_view(session, opened)
+
+
 @router.get("/reports/self/files/{attachment_id}")
 async def download_file(
     attachment_id: str,

@@ -11,9 +11,37 @@ from app.deps import AccessReasonDep, CurrentMemberDep
 from app.models.base import utcnow
 from app.schemas.register import RegisterList, RegisterRowRead
 from app.services import cases, deadlines, register
+from app.services.auth import CurrentMember
 
 router = APIRouter(prefix="/api/v1/register", tags=["register"])
 CSV_TYPE = "text/csv"
+PDF_TYPE = "application/pdf"
+
+
+def pdf_response(
+    rows: list[register.RegisterRow],
+    language: str,
+    current: CurrentMember,
+    accesses: list[cases.CaseAccess],
+) -> Response:
+    """The register as a printable PDF record, named after today's date."""
+    now = utcnow()
+    document = register.to_pdf(
+        rows,
+        language,
+        organisations=[access.organisation.name for access in accesses],
+        exported_by=current.member.email,
+        exported_at=now,
+    )
+    return Response(
+        document,
+        media_type=PDF_TYPE,
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="evidence-oznameni-{deadlines.local_date(now):%Y-%m-%d}.pdf"'
+            )
+        },
+    )
 
 
 def csv_response(rows: list[register.RegisterRow], language: str) -> Response:
@@ -31,7 +59,14 @@ def csv_response(rows: list[register.RegisterRow], language: str) -> Response:
 @router.get(
     "",
     response_model=RegisterList,
-    responses={200: {"content": {CSV_TYPE: {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "content": {
+                CSV_TYPE: {"schema": {"type": "string"}},
+                PDF_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
 )
 async def export_register(
     request: Request,
@@ -41,9 +76,13 @@ async def export_register(
     organisation: Annotated[str | None, Query(max_length=40)] = None,
     lang: Annotated[str | None, Query(max_length=5)] = None,
 ) -> RegisterList | Response:
-    """The register of reports (§ 21); CSV with `Accept: text/csv`. Needs `X-Access-Reason`."""
+    """The register of reports (§ 21); CSV with `Accept: text/csv`, a printable PDF with
+    `Accept: application/pdf`. Needs `X-Access-Reason`."""
     accesses = await cases.accessible_organisations(session, current, organisation)
     rows = await register.export(session, current, accesses, reason)
-    if CSV_TYPE in request.headers.get("accept", ""):
+    accept = request.headers.get("accept", "")
+    if CSV_TYPE in accept:
         return csv_response(rows, i18n.pick_language(lang))
+    if PDF_TYPE in accept:
+        return pdf_response(rows, i18n.pick_language(lang), current, accesses)
     return RegisterList(items=[RegisterRowRead(**asdict(row)) for row in rows])

@@ -28,8 +28,10 @@ from app.schemas.case import (
     DecisionRequest,
     ExtendRequest,
     IdentityUpdate,
+    MeasureCreate,
     MeetingPlan,
     RecordedReportCreate,
+    SummaryRequest,
     Triage,
 )
 from app.schemas.report import CATEGORIES, RELATIONSHIPS
@@ -42,6 +44,7 @@ from app.vocabulary import (
     CONSENT_LABELS,
     DETAIL_LABELS,
     DETAIL_SHOWN,
+    MEASURE_KIND_LABELS,
     OPEN_STATUSES,
     OUTCOME_LABELS,
     RECORDED_CHANNELS,
@@ -64,7 +67,7 @@ DONE = {
     "waived": N_("The acknowledgement was waived and its reason recorded."),
     "extended": N_("The deadline was extended and the whistleblower was told why."),
     "decided": N_("The outcome was recorded and sent to the whistleblower."),
-    "measures": N_("The measures were recorded and sent to the whistleblower."),
+    "measures": N_("The measures were recorded."),
     "message": N_("Message sent to the whistleblower."),
     "note": N_("Internal note added."),
     "closed": N_("The case is closed."),
@@ -73,12 +76,16 @@ DONE = {
     "record_comments": N_("The whistleblower's comments on the record were stored."),
     "identity": N_("The whistleblower's identity was recorded."),
     "triage": N_("The triage was recorded."),
+    "summary": N_("The summary for the register was saved."),
     "meeting": N_("The meeting was planned and the whistleblower was told."),
 }
 INVALID = {
     AccessReason: N_("Write the reason for opening the case (3 to 500 characters)."),
     AcknowledgeRequest: N_("Write the acknowledgement (at most 20,000 characters)."),
-    ExtendRequest: N_("Write the reason for the extension (at most 20,000 characters)."),
+    ExtendRequest: N_(
+        "Write the reason for the extension (at most 20,000 characters) and its length"
+        " (1 to 30 days)."
+    ),
     DecisionRequest: N_("Choose the outcome; the message may have at most 20,000 characters."),
     BodyRequest: N_("Write the text (at most 20,000 characters)."),
     IdentityUpdate: N_(
@@ -87,6 +94,10 @@ INVALID = {
     ),
     MeetingPlan: N_("Choose the date and time of the meeting and write the place."),
     Triage: N_("Choose the values from the lists; the plan may have at most 20,000 characters."),
+    MeasureCreate: N_(
+        "Choose whose measures they are and describe them (at most 20,000 characters)."
+    ),
+    SummaryRequest: N_("Write the summary (3 to 2,000 characters)."),
 }
 RECORD_FIELD_HELP = {
     "channel": N_("Choose how the report was received."),
@@ -204,7 +215,10 @@ async def _case_page(
             "summary": case,
             "received_on": received_on,
             "acknowledgement_text": acknowledgement,
-            "decision_texts": {outcome: cases.bilingual(outcome) for outcome in OUTCOME_LABELS},
+            "decision_texts": {
+                outcome: cases.bilingual(outcome, url=cases.EXTERNAL_CHANNEL)
+                for outcome in OUTCOME_LABELS
+            },
             "external_channel": cases.EXTERNAL_CHANNEL,
             "waive_reasons": WAIVE_REASON_LABELS,
             "categories": CATEGORIES,
@@ -213,6 +227,7 @@ async def _case_page(
             "can_extend": case.extensions < deadlines.CZECH.max_extensions,
             "open_statuses": OPEN_STATUSES,
             "consent": CONSENT_LABELS,
+            "measure_kinds": MEASURE_KIND_LABELS,
             "triage": {
                 "priority": list(Priority),
                 "completeness": list(Completeness),
@@ -425,12 +440,14 @@ async def extend(
     settings: SettingsDep,
     current: CurrentMemberDep,
     reason: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+    days: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     access, report = await cases.open_case(session, current, case_id)
 
     async def step() -> None:
-        data = _validated(ExtendRequest, {"reason": reason})
-        await cases.extend(session, settings, access, report, data.reason)
+        fields = {"reason": reason} | ({"days": days} if days.strip() else {})
+        data = _validated(ExtendRequest, fields)
+        await cases.extend(session, settings, access, report, data.reason, data.days)
 
     return await _act(request, session, current, case_id, step(), "extended")
 
@@ -462,12 +479,17 @@ async def record_measures(
     settings: SettingsDep,
     current: CurrentMemberDep,
     body: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+    kind: Annotated[str, Form(max_length=20)] = "",
+    tell_whistleblower: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     access, report = await cases.open_case(session, current, case_id)
 
     async def step() -> None:
-        data = _validated(BodyRequest, {"body": body})
-        await cases.record_measures(session, settings, access, report, data.body)
+        data = _validated(
+            MeasureCreate,
+            {"body": body, "kind": kind, "tell_whistleblower": tell_whistleblower == "yes"},
+        )
+        await cases.record_measures(session, settings, access, report, data)
 
     return await _act(request, session, current, case_id, step(), "measures")
 
@@ -561,6 +583,23 @@ async def record_triage(
     return await _act(request, session, current, case_id, step(), "triage")
 
 
+@router.post("/cases/{case_id}/summary", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def write_summary(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+    summary: Annotated[str, Form(max_length=RAW_TEXT)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+
+    async def step() -> None:
+        data = _validated(SummaryRequest, {"summary": summary})
+        await cases.write_summary(session, access, report, data.summary)
+
+    return await _act(request, session, current, case_id, step(), "summary")
+
+
 @router.post("/cases/{case_id}/identity", response_class=HTMLResponse, dependencies=[CsrfChecked])
 async def record_identity(
     case_id: str,
@@ -593,11 +632,15 @@ async def plan_meeting(
     when: Annotated[str, Form(max_length=40)] = "",
     place: Annotated[str, Form(max_length=RAW_TEXT)] = "",
     message: Annotated[str, Form(max_length=RAW_TEXT * 2)] = "",
+    late_reason: Annotated[str, Form(max_length=RAW_TEXT)] = "",
 ) -> Response:
     access, report = await cases.open_case(session, current, case_id)
 
     async def step() -> None:
-        data = _validated(MeetingPlan, {"when": when, "place": place, "message": message})
+        data = _validated(
+            MeetingPlan,
+            {"when": when, "place": place, "message": message, "late_reason": late_reason},
+        )
         if data.when.tzinfo is None:
             # A datetime-local field: the person means their own clock, not UTC.
             data = data.model_copy(update={"when": data.when.replace(tzinfo=cases.PRAGUE)})

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from app.db import SessionDep
 from app.deps import CurrentMemberDep, require_csrf
 from app.errors import AppError
-from app.routers.api_register import csv_response
+from app.routers.api_register import csv_response, pdf_response
 from app.services import cases, register
 from app.templating import render, request_language
 from app.vocabulary import OUTCOME_LABELS
@@ -57,7 +57,7 @@ async def export_register(
     current: CurrentMemberDep,
     reason: Annotated[str, Form(max_length=500)] = "",
     organisation: Annotated[str, Form(max_length=40)] = "",
-    output: Annotated[Literal["table", "csv"], Form(alias="format")] = "table",
+    output: Annotated[Literal["table", "csv", "pdf"], Form(alias="format")] = "table",
 ) -> Response:
     everyone = await cases.accessible_organisations(session, current)
     # A slug the member does not serve is a 404, as in the API.
@@ -75,4 +75,6 @@ async def export_register(
         )
     if output == "csv":
         return csv_response(rows, request_language(request))
+    if output == "pdf":
+        return pdf_response(rows, request_language(request), current, chosen)
     return _page(request, everyone, rows=rows, values=values)

@@ -2,12 +2,14 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.schemas.report import AttachmentRead, MessageRead, ReportCreate
+from app.schemas.report import AttachmentRead, MessageRead, RecordRead, ReportCreate
 from app.schemas.text import multi_line, single_line
+from app.services.deadlines import CZECH
 from app.vocabulary import (
     Completeness,
+    MeasureKind,
     Outcome,
     Priority,
     RecordedChannel,
@@ -48,15 +50,6 @@ class CaseSummary(BaseModel):
     legal_hold: bool
 
 
-class RecordRead(BaseModel):
-    """The record of a report taken down by a designated person."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    recording_consent: bool | None = None
-    comments: OptionalBody = ""
-
-
 class RecordedReportCreate(ReportCreate):
     """A report received by telephone, in person or by post, recorded by a designated person."""
 
@@ -94,6 +87,10 @@ class MeetingPlan(BaseModel):
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), single_line
     ]
     message: OptionalBody = ""
+    # Needed for a meeting after the 14-day deadline, e.g. the whistleblower's own wish.
+    late_reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=500), multi_line
+    ] = ""
 
 
 class Triage(BaseModel):
@@ -114,6 +111,23 @@ class CaseList(BaseModel):
     offset: int
 
 
+class MeasureCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: MeasureKind = MeasureKind.TAKEN
+    body: Body
+    tell_whistleblower: bool = True
+
+
+class MeasureRead(BaseModel):
+    id: uuid.UUID
+    kind: MeasureKind
+    body: str
+    created_at: datetime
+    member_id: uuid.UUID | None
+    told_whistleblower: bool
+
+
 class NoteRead(BaseModel):
     id: uuid.UUID
     body: str
@@ -128,13 +142,20 @@ class CaseRead(CaseSummary):
     messages: list[MessageRead]
     attachments: list[AttachmentRead]
     notes: list[NoteRead]
+    measures: list[MeasureRead]
     acknowledgement_waived: str | None
     no_acknowledgement: bool
     meeting_requested: bool
     meeting_planned_at: datetime | None
+    meeting_late_reason: str | None
+    # Planned past its deadline and not yet held.
+    meeting_late: bool
     record: RecordRead | None
     triage: Triage | None
     legal_hold_reason: str | None
+    # The register's summary (§ 21): as a designated person wrote it, else the report's first lines.
+    register_summary: str
+    register_summary_written: bool
 
 
 class AcknowledgeRequest(BaseModel):
@@ -143,6 +164,14 @@ class AcknowledgeRequest(BaseModel):
     message: OptionalBody = ""
     # Instead of acknowledging: one of the two statutory reasons not to.
     waive: WaiveReason | None = None
+
+
+class SummaryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    summary: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000), multi_line
+    ]
 
 
 class LegalHoldRequest(BaseModel):
@@ -155,6 +184,8 @@ class ExtendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Body
+    # "By up to 30 days" (§ 12 (3)): the designated person chooses how long.
+    days: int = Field(default=CZECH.extension_days, ge=1, le=CZECH.extension_days)
 
 
 class DecisionRequest(BaseModel):

@@ -16,8 +16,9 @@ class RegisterRowRead(BaseModel):
     name: str | None
     birth_date: date | None
     contact_address: str | None
+    other_identity: str | None
     summary: str
-    persons_involved: str | None
+    person_concerned: str | None
     assessed_on: date | None
     outcome: Literal["valid", "not_valid", "not_a_report"] | None
 

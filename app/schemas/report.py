@@ -1,7 +1,7 @@
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from app.i18n import N_
 from app.schemas.text import multi_line, single_line
@@ -57,6 +57,8 @@ class ReportCreate(BaseModel):
     location: (
         Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), single_line] | None
     ) = None
+    # § 21 (1) c): the person against whom the report is directed, apart from the witnesses.
+    person_concerned: MediumText | None = None
     persons_involved: MediumText | None = None
     relationship: Relationship | None = None
     anonymous: bool = True
@@ -102,6 +104,32 @@ class MessageRead(BaseModel):
     attachments: list[AttachmentRead]
 
 
+class RecordComment(BaseModel):
+    """The whistleblower's comments on the record, as stored on one day; never overwritten."""
+
+    text: LongText
+    # None for comments stored before they were dated.
+    at: datetime | None = None
+    # Written down by a designated person, or sent by the whistleblower from the tracking page.
+    by: Literal["member", "whistleblower"] = "member"
+
+
+class RecordRead(BaseModel):
+    """The record of a report taken down by a designated person."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recording_consent: bool | None = None
+    comments: list[RecordComment] = []
+
+    @field_validator("comments", mode="before")
+    @classmethod
+    def _one_text_of_earlier_versions(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [{"text": value}] if value.strip() else []
+        return value
+
+
 class ReportSelfRead(BaseModel):
     """The whistleblower's view of their case."""
 
@@ -110,6 +138,12 @@ class ReportSelfRead(BaseModel):
     received_at: datetime
     acknowledgement_due_on: date | None
     assessment_due_on: date
+    meeting_requested: bool
+    meeting_due_on: date | None
+    meeting_planned_at: datetime | None
+    # The record of a report taken down by a designated person, which the whistleblower may
+    # comment on.
+    record: RecordRead | None
     report: ReportCreate
     messages: list[MessageRead]
     attachments: list[AttachmentRead]

@@ -50,6 +50,26 @@ class IncomingFile:
     file: BinaryIO
 
 
+# Audio and video, by name or by first bytes: what a recording of an oral report would be.
+RECORDING_SUFFIXES = (
+    ".mp3", ".wav", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".flac", ".amr", ".wma",
+    ".3gp", ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi",
+)  # fmt: skip
+RECORDING_MAGIC = (b"ID3", b"OggS", b"fLaC", b"#!AMR", b"\x1aE\xdf\xa3", b"\xff\xfb", b"\xff\xf3")
+
+
+def is_recording(upload: IncomingFile) -> bool:
+    """Whether an upload is an audio or video file (a recording), by its name or its bytes."""
+    head = upload.file.read(12)
+    upload.file.seek(0)
+    return (
+        upload.name.lower().endswith(RECORDING_SUFFIXES)
+        or head.startswith(RECORDING_MAGIC)
+        or (head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"AVI "))
+        or head[4:8] == b"ftyp"
+    )
+
+
 def _chunk_aad(attachment: Attachment) -> bytes:
     return b"attachment|" + attachment.report_id.bytes + attachment.id.bytes
 

@@ -21,6 +21,7 @@ from app.i18n import N_
 from app.models import (
     Attachment,
     AuditEvent,
+    CaseMeasure,
     CaseNote,
     KeyRotation,
     Member,
@@ -34,18 +35,19 @@ from app.schemas.case import (
     CaseRead,
     CaseSummary,
     IdentityUpdate,
+    MeasureCreate,
+    MeasureRead,
     MeetingPlan,
     NoteRead,
     RecordedReportCreate,
-    RecordRead,
     Triage,
 )
-from app.schemas.report import AttachmentRead, ReportCreate
-from app.services import audit, courier, deadlines, grants, reports, retention
+from app.schemas.report import AttachmentRead, RecordRead, ReportCreate
+from app.services import attachments, audit, courier, deadlines, grants, reports, retention
 from app.services.attachments import IncomingFile
 from app.services.auth import CurrentMember
 from app.templating import render_mail
-from app.vocabulary import OPEN_STATUSES
+from app.vocabulary import OPEN_STATUSES, CaseStatus, MeasureKind
 
 EXTERNAL_CHANNEL = "https://oznamovatel.justice.cz/"
 CASE_NOT_FOUND = N_("No such case.")
@@ -56,13 +58,15 @@ DEFAULT_TEXTS = {
     "acknowledge": N_("We confirm that we received your report of %(date)s. We will assess it and "
                       "tell you the result by %(due)s."),
     "extend": N_("Assessing your report takes longer than usual. We are extending the deadline by "
-                 "30 days, to %(due)s. The reason: %(reason)s"),
+                 "%(days)s days, to %(due)s. The reason: %(reason)s"),
     "valid": N_("We assessed your report as valid. We have proposed measures to the organisation "
                 "to prevent or remedy the unlawful state, and we will tell you which were taken."),
     "not_valid": N_("We assessed your report as not valid: the facts given do not show the "
                     "suspected breach."),
-    "not_a_report": N_("Your message is not a report under Act No. 171/2023 Sb., so the "
-                       "protection of that Act does not apply to it."),
+    "not_a_report": N_("Having assessed your message, we found that it does not fall under Act No. "
+                       "171/2023 Sb., so it is not handled further in this internal reporting "
+                       "system. You may turn to the external reporting system of the Ministry of "
+                       "Justice (%(url)s) or to another competent public authority."),
     "meeting": N_("We propose to meet in person on %(when)s at %(place)s. If the time does not "
                   "suit you, write to us."),
     "not_valid_instruction": N_("You may report the matter to a public authority, in particular "
@@ -212,10 +216,15 @@ def _received_on(report: Report) -> date:
     return deadlines.local_date(report.received_at)
 
 
-def _assessment(report: Report) -> deadlines.Deadline:
-    profile = deadlines.CZECH
-    days = profile.assessment_days + report.extensions * profile.extension_days
-    return deadlines.deadline(_received_on(report), days)
+def meeting_late(report: Report, now: datetime) -> bool:
+    """A meeting planned past its deadline whose time has not yet come."""
+    planned, due = report.meeting_planned_at, report.meeting_due_on
+    return (
+        planned is not None
+        and due is not None
+        and planned > now
+        and deadlines.local_date(planned) > due
+    )
 
 
 def _pending_deadlines(report: Report) -> list[date]:
@@ -224,14 +233,15 @@ def _pending_deadlines(report: Report) -> list[date]:
         pending.append(report.acknowledgement_due_on)
     if report.status in OPEN_STATUSES:
         pending.append(report.assessment_due_on)
-        if report.meeting_due_on is not None and report.meeting_planned_at is None:
-            pending.append(report.meeting_due_on)
+    if report.meeting_due_on is not None and (
+        report.meeting_planned_at is None or meeting_late(report, utcnow())
+    ):
+        pending.append(report.meeting_due_on)
     return pending
 
 
 def summary(report: Report, organisation: Organisation, today: date) -> CaseSummary:
     pending = _pending_deadlines(report)
-    assessment = _assessment(report)
     return CaseSummary(
         id=report.id,
         organisation=organisation.slug,
@@ -242,7 +252,7 @@ def summary(report: Report, organisation: Organisation, today: date) -> CaseSumm
         received_at=report.received_at,
         acknowledge_by=report.acknowledgement_due_on,
         assess_by=report.assessment_due_on,
-        assess_by_unshifted=assessment.unshifted_on,
+        assess_by_unshifted=report.assessment_unshifted_on or report.assessment_due_on,
         meeting_by=report.meeting_due_on,
         extensions=report.extensions,
         overdue=any(day < today for day in pending),
@@ -416,9 +426,11 @@ async def decrypt_case(session: AsyncSession, access: CaseAccess, report: Report
     notes = await session.scalars(
         select(CaseNote).where(CaseNote.report_id == report.id).order_by(CaseNote.created_at)
     )
+    content = reports.read_content(key, report)
+    written = read_summary(key, report)
     return CaseRead(
         **summary(report, access.organisation, _today()).model_dump(),
-        report=reports.read_content(key, report),
+        report=content,
         messages=messages,
         attachments=files,
         notes=[
@@ -436,9 +448,18 @@ async def decrypt_case(session: AsyncSession, access: CaseAccess, report: Report
         no_acknowledgement=report.no_acknowledgement,
         meeting_requested=report.meeting_requested,
         meeting_planned_at=report.meeting_planned_at,
+        meeting_late_reason=crypto.open_sealed(
+            key, report.sealed_meeting_late_reason, reports.aad(b"meeting-late-reason", report.id)
+        ).decode()
+        if report.sealed_meeting_late_reason
+        else None,
+        meeting_late=meeting_late(report, utcnow()),
         record=reports.read_record(key, report),
         triage=read_triage(key, report),
         legal_hold_reason=retention.read_hold_reason(key, report),
+        measures=await _measures(session, key, report),
+        register_summary=written or reports.summarise(content.description),
+        register_summary_written=written is not None,
     )
 
 
@@ -524,11 +545,24 @@ async def acknowledge(
 
 
 async def extend(
-    session: AsyncSession, settings: Settings, access: CaseAccess, report: Report, reason: str
+    session: AsyncSession,
+    settings: Settings,
+    access: CaseAccess,
+    report: Report,
+    reason: str,
+    days: int | None = None,
 ) -> None:
-    """Extend the assessment by 30 days, before the deadline, at most twice, telling why."""
+    """Extend the assessment by up to 30 days, before the deadline, at most twice, telling why.
+
+    An extension runs from the end of the running period, i.e. from the legal deadline as a
+    weekend or holiday already moved it, and its own end moves the same way.
+    """
+    profile = deadlines.CZECH
+    days = profile.extension_days if days is None else days
+    if not 1 <= days <= profile.extension_days:
+        raise ValueError("extension length out of the profile's range")
     _require_status(report, *OPEN_STATUSES)
-    if report.extensions >= deadlines.CZECH.max_extensions:
+    if report.extensions >= profile.max_extensions:
         raise Conflict(
             N_("The deadline was already extended twice, the most the Act allows."),
             code="extensions_exhausted",
@@ -538,9 +572,11 @@ async def extend(
             N_("The deadline has passed: it can only be extended before it ends."),
             code="deadline_passed",
         )
+    extended = deadlines.deadline(report.assessment_due_on, days)
     report.extensions += 1
-    report.assessment_due_on = _assessment(report).due_on
-    text = bilingual("extend", due=_format_date(report.assessment_due_on), reason=reason)
+    report.assessment_due_on = extended.due_on
+    report.assessment_unshifted_on = extended.unshifted_on
+    text = bilingual("extend", days=days, due=_format_date(report.assessment_due_on), reason=reason)
     await _message_to_whistleblower(session, settings, access, report, text)
     await _audit(session, access, report, "case.extend")
     await session.flush()
@@ -554,9 +590,18 @@ async def decide(
     outcome: str,
     message: str = "",
 ) -> None:
-    """Record the assessment's outcome and tell the whistleblower in writing."""
+    """Record the assessment's outcome and tell the whistleblower in writing.
+
+    Not before receipt was acknowledged or the acknowledgement waived (or the whistleblower asked
+    for none): once decided, a case can no longer be acknowledged.
+    """
     _require_status(report, *OPEN_STATUSES)
-    text = message or bilingual(outcome)
+    if report.status == CaseStatus.RECEIVED and not report.no_acknowledgement:
+        raise Conflict(
+            N_("Acknowledge receipt (or record why it is waived) before recording the outcome."),
+            code="acknowledgement_first",
+        )
+    text = message or bilingual(outcome, url=EXTERNAL_CHANNEL)
     if outcome == "not_valid":
         text += "\n\n" + bilingual("not_valid_instruction", url=EXTERNAL_CHANNEL)
     report.outcome = outcome
@@ -568,13 +613,55 @@ async def decide(
 
 
 async def record_measures(
-    session: AsyncSession, settings: Settings, access: CaseAccess, report: Report, body: str
+    session: AsyncSession,
+    settings: Settings,
+    access: CaseAccess,
+    report: Report,
+    data: MeasureCreate,
 ) -> None:
-    """The measures proposed and taken on a valid report, told to the whistleblower."""
+    """A dated entry of measures proposed or taken on a valid report; told to the whistleblower
+    when the designated person so chooses."""
     if report.outcome != "valid":
         raise Conflict(N_("Measures follow only a valid report."), code="wrong_state")
-    await _message_to_whistleblower(session, settings, access, report, body)
-    await _audit(session, access, report, "case.measures")
+    measure = CaseMeasure(
+        id=uuid.uuid4(),
+        organisation_id=report.organisation_id,
+        report_id=report.id,
+        member_id=access.member_id,
+        kind=data.kind,
+        told_whistleblower=data.tell_whistleblower,
+    )
+    measure.sealed_body = crypto.seal(
+        report_key(access, report),
+        data.body.encode(),
+        reports.aad(b"measure", report.id, measure.id),
+    )
+    session.add(measure)
+    if data.tell_whistleblower:
+        await _message_to_whistleblower(session, settings, access, report, data.body)
+    await _audit(session, access, report, "case.measures", data.kind)
+    await session.flush()
+
+
+async def _measures(session: AsyncSession, key: bytes, report: Report) -> list[MeasureRead]:
+    measures = await session.scalars(
+        select(CaseMeasure)
+        .where(CaseMeasure.report_id == report.id)
+        .order_by(CaseMeasure.created_at)
+    )
+    return [
+        MeasureRead(
+            id=measure.id,
+            kind=MeasureKind(measure.kind),
+            body=crypto.open_sealed(
+                key, measure.sealed_body, reports.aad(b"measure", report.id, measure.id)
+            ).decode(),
+            created_at=measure.created_at,
+            member_id=measure.member_id,
+            told_whistleblower=measure.told_whistleblower,
+        )
+        for measure in measures
+    ]
 
 
 async def write_message(
@@ -619,6 +706,15 @@ async def record_report(
     The description is the written record, or the summary of an attached recording (only with
     the whistleblower's consent). A tracking code is made so the person can follow the case.
     """
+    if data.recording_consent is not True and any(map(attachments.is_recording, files)):
+        raise InvalidInput(
+            N_(
+                "A recording can be attached only with the whistleblower's consent; without it,"
+                " write a record that faithfully captures the substance of the report."
+            ),
+            code="recording_without_consent",
+            field="files",
+        )
     received_at = utcnow()
     if data.received_on is not None:
         if data.received_on > _today():
@@ -644,13 +740,8 @@ async def record_report(
 async def add_record_comments(
     session: AsyncSession, access: CaseAccess, report: Report, comments: str
 ) -> None:
-    """Store the whistleblower's comments on the record of their oral report."""
-    key = report_key(access, report)
-    record = reports.read_record(key, report)
-    if record is None:
-        raise Conflict(N_("This case was not taken down from an oral report."), code="wrong_state")
-    record.comments = comments
-    report.sealed_record = reports.seal_record(key, report, record)
+    """Add the whistleblower's comments on the record of their oral report, as they gave them."""
+    reports.add_record_comment(report_key(access, report), report, comments, by="member")
     await _audit(session, access, report, "case.record_comments")
     await session.flush()
 
@@ -680,10 +771,35 @@ async def plan_meeting(
     report: Report,
     data: MeetingPlan,
 ) -> None:
-    """Plan the personal meeting the whistleblower asked for, and tell them when and where."""
+    """Plan the personal meeting the whistleblower asked for, and tell them when and where.
+
+    A meeting after its 14-day deadline needs a recorded reason; the case shows it as late until
+    the meeting's time has come.
+    """
     if not report.meeting_requested:
         raise Conflict(N_("The whistleblower did not ask for a meeting."), code="wrong_state")
     when = data.when if data.when.tzinfo else data.when.replace(tzinfo=UTC)
+    late = (
+        report.meeting_due_on is not None and when.astimezone(PRAGUE).date() > report.meeting_due_on
+    )
+    if late and not data.late_reason:
+        raise InvalidInput(
+            N_(
+                "The meeting is planned after its deadline: record the reason, e.g. the"
+                " whistleblower's own wish."
+            ),
+            code="meeting_late_reason_required",
+            field="late_reason",
+        )
+    report.sealed_meeting_late_reason = (
+        crypto.seal(
+            report_key(access, report),
+            data.late_reason.encode(),
+            reports.aad(b"meeting-late-reason", report.id),
+        )
+        if late
+        else None
+    )
     report.meeting_planned_at = when.astimezone(UTC)
     text = data.message or bilingual(
         "meeting", when=when.astimezone(PRAGUE).strftime("%d. %m. %Y %H:%M"), place=data.place
@@ -708,6 +824,26 @@ async def triage(session: AsyncSession, access: CaseAccess, report: Report, data
         reports.aad(b"triage", report.id),
     )
     await _audit(session, access, report, "case.triage")
+    await session.flush()
+
+
+def read_summary(key: bytes, report: Report) -> str | None:
+    """The register's summary a designated person wrote, or None before anyone did."""
+    if report.sealed_summary is None:
+        return None
+    return crypto.open_sealed(
+        key, report.sealed_summary, reports.aad(b"summary", report.id)
+    ).decode()
+
+
+async def write_summary(
+    session: AsyncSession, access: CaseAccess, report: Report, summary: str
+) -> None:
+    """Record the summary of the report that the register (§ 21) shows."""
+    report.sealed_summary = crypto.seal(
+        report_key(access, report), summary.encode(), reports.aad(b"summary", report.id)
+    )
+    await _audit(session, access, report, "case.summary")
     await session.flush()
 
 

@@ -31,6 +31,7 @@ from app.vocabulary import (
     CHANNEL_LABELS,
     DETAIL_LABELS,
     DETAIL_SHOWN,
+    MEASURE_KIND_LABELS,
     OUTCOME_LABELS,
     STATUS_LABELS,
     TRIAGE_LABELS,
@@ -228,7 +229,14 @@ async def _case(
         )
     )
     authors: dict[uuid.UUID, uuid.UUID | None] = dict(written_by.all())
-    emails = await _emails(session, [*authors.values(), *(note.member_id for note in case.notes)])
+    emails = await _emails(
+        session,
+        [
+            *authors.values(),
+            *(note.member_id for note in case.notes),
+            *(measure.member_id for measure in case.measures),
+        ],
+    )
     # The report's own files first, then each message's, numbered in that order.
     listed = [*case.attachments, *(f for message in case.messages for f in message.attachments)]
     paths = {f.id: f"files/{n}-{safe_name(f.name)}" for n, f in enumerate(listed, start=1)}
@@ -256,6 +264,7 @@ async def _case(
         detail_shown=DETAIL_SHOWN,
         detail_labels=DETAIL_LABELS,
         triage_labels=TRIAGE_LABELS,
+        measure_kinds=MEASURE_KIND_LABELS,
         prague=cases.PRAGUE,
     )
     _write(archive, f"{folder}/case.html", made_at, html.encode())

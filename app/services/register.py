@@ -9,8 +9,11 @@ import io
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
+from fpdf import FPDF, FontFace
+from fpdf.enums import XPos, YPos
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,26 +23,28 @@ from app.i18n import N_
 from app.models import Report
 from app.services import audit, deadlines, reports
 from app.services.auth import CurrentMember
-from app.services.cases import CaseAccess, report_key
+from app.services.cases import CaseAccess, read_summary, report_key
+from app.services.invoice_pdf import FONT, FONTS_DIR
 from app.vocabulary import OUTCOME_LABELS
 
-SUMMARY_LENGTH = 300
 MIN_REASON_LENGTH = 3
 MAX_REASON_LENGTH = 500
 CSV_DATE_FORMAT = "%d.%m.%Y"
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
+# Named as § 21 (1) names them.
 COLUMNS = (
     N_("Organisation"),
     N_("Reference"),
     N_("Date of receipt"),
-    N_("Whistleblower's name"),
+    N_("Whistleblower's name and surname"),
     N_("Date of birth"),
     N_("Contact address"),
+    N_("Other data from which the identity can be inferred"),
     N_("Summary of the report"),
-    N_("Person concerned"),
-    N_("Assessment completed on"),
+    N_("Person against whom the report is directed"),
+    N_("Date of completing the assessment"),
     N_("Result of the assessment"),
 )
 
@@ -56,25 +61,16 @@ class RegisterRow:
     name: str | None
     birth_date: date | None
     contact_address: str | None
+    other_identity: str | None
     summary: str
-    persons_involved: str | None
+    person_concerned: str | None
     assessed_on: date | None
     outcome: str | None
 
 
-def summarise(description: str, length: int = SUMMARY_LENGTH) -> str:
-    """The first `length` characters of the text on one line, cut at a word, with "…"."""
-    text = " ".join(description.split())
-    if len(text) <= length:
-        return text
-    cut = text[:length]
-    if text[length] != " " and " " in cut:
-        cut = cut.rsplit(" ", 1)[0]
-    return cut.rstrip(" ,;:") + "…"
-
-
 def _row(access: CaseAccess, report: Report) -> RegisterRow:
-    content = reports.read_content(report_key(access, report), report)
+    key = report_key(access, report)
+    content = reports.read_content(key, report)
     known = not content.anonymous
     return RegisterRow(
         report_id=report.id,
@@ -85,8 +81,9 @@ def _row(access: CaseAccess, report: Report) -> RegisterRow:
         name=(content.name or None) if known else None,
         birth_date=content.birth_date if known else None,
         contact_address=(content.contact_address or None) if known else None,
-        summary=summarise(content.description),
-        persons_involved=content.persons_involved or None,
+        other_identity=", ".join(filter(None, (content.phone, content.email))) or None,
+        summary=read_summary(key, report) or reports.summarise(content.description),
+        person_concerned=content.person_concerned or None,
         assessed_on=deadlines.local_date(report.decided_at) if report.decided_at else None,
         outcome=report.outcome,
     )
@@ -151,6 +148,87 @@ def _cell(value: str | date | None) -> str:
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 
+def _values(row: RegisterRow, language: str) -> list[str | date | None]:
+    return [
+        row.organisation_name,
+        row.reference,
+        row.received_on,
+        row.name,
+        row.birth_date,
+        row.contact_address,
+        row.other_identity,
+        row.summary,
+        row.person_concerned,
+        row.assessed_on,
+        outcome_label(row.outcome, language),
+    ]
+
+
+class _RegisterPdf(FPDF):
+    def footer(self) -> None:
+        self.set_y(-10)
+        self.set_font(FONT, "", 7)
+        self.cell(0, 5, f"{self.page_no()} / {{nb}}", align="R")
+
+
+def to_pdf(
+    rows: Sequence[RegisterRow],
+    language: str,
+    *,
+    organisations: Sequence[str],
+    exported_by: str,
+    exported_at: datetime,
+) -> bytes:
+    """The register as a printable record: organisation, date of export and who exported it."""
+    language = i18n.pick_language(language)
+    gettext = i18n.translations(language).ugettext
+    pdf = _RegisterPdf(orientation="L", format="A4")
+    pdf.set_margins(10, 10, 10)
+    pdf.set_auto_page_break(True, margin=14)
+    pdf.add_font(FONT, "", FONTS_DIR / "DejaVuSans.ttf")
+    pdf.add_font(FONT, "B", FONTS_DIR / "DejaVuSans-Bold.ttf")
+    pdf.set_creation_date(exported_at)
+    pdf.set_title(gettext("Register of reports"))
+    pdf.set_lang(language)
+    pdf.add_page()
+    pdf.set_font(FONT, "B", 14)
+    pdf.cell(0, 8, gettext("Register of reports"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font(FONT, "", 9)
+    moment = exported_at.astimezone(ZoneInfo(deadlines.CZECH.timezone))
+    for line in (
+        gettext("Section 21 of Act No. 171/2023 Sb., on the protection of whistleblowers"),
+        gettext("Organisation: %(name)s") % {"name": ", ".join(organisations)},
+        gettext("Exported on %(when)s (Prague time) by %(email)s")
+        % {"when": moment.strftime("%d. %m. %Y %H:%M"), "email": exported_by},
+    ):
+        pdf.multi_cell(0, 5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(3)
+    pdf.set_font(FONT, "", 7)
+    widths = (28, 16, 17, 26, 16, 28, 26, 50, 26, 18, 26)
+    with pdf.table(
+        col_widths=widths,
+        text_align="LEFT",
+        headings_style=FontFace(emphasis="BOLD"),
+        repeat_headings=1,
+        line_height=3.5,
+    ) as table:
+        table.row([gettext(column) for column in COLUMNS])
+        for row in rows:
+            table.row([_text(value) for value in _values(row, language)])
+    if not rows:
+        pdf.ln(3)
+        pdf.cell(0, 5, gettext("No reports yet."))
+    return bytes(pdf.output())
+
+
+def _text(value: str | date | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, date):
+        return value.strftime("%d. %m. %Y")
+    return value
+
+
 def to_csv(rows: Sequence[RegisterRow], language: str) -> str:
     """The register as CSV for Excel: BOM, ";" between cells, a header in the language."""
     language = i18n.pick_language(language)
@@ -160,17 +238,5 @@ def to_csv(rows: Sequence[RegisterRow], language: str) -> str:
     writer = csv.writer(buffer, delimiter=";", quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
     writer.writerow([_cell(translations.ugettext(column)) for column in COLUMNS])
     for row in rows:
-        values: list[str | date | None] = [
-            row.organisation_name,
-            row.reference,
-            row.received_on,
-            row.name,
-            row.birth_date,
-            row.contact_address,
-            row.summary,
-            row.persons_involved,
-            row.assessed_on,
-            outcome_label(row.outcome, language),
-        ]
-        writer.writerow([_cell(value) for value in values])
+        writer.writerow([_cell(value) for value in _values(row, language)])
     return buffer.getvalue()

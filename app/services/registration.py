@@ -163,24 +163,26 @@ async def terms_in_effect(session: AsyncSession) -> str:
     return version or INITIAL_TERMS_VERSION
 
 
+NOT_RECEIVING = {
+    "cancelled": N_("This organisation no longer receives reports here. You can report to the "
+                    "Ministry of Justice's external channel."),
+    "blocked": N_("This organisation's reporting channel is suspended. You can report to the "
+                  "Ministry of Justice's external channel."),
+    "not_verified": N_("This organisation cannot receive reports yet: it has not verified its "
+                       "address."),
+    "no_designated_persons_published": N_(
+        "This organisation cannot receive reports yet: it has not published who its designated "
+        "persons are. You can report to the Ministry of Justice's external channel."
+    ),
+}  # fmt: skip
+
+
 def ensure_can_receive(organisation: Organisation) -> None:
-    if organisation.cancelled_at is not None:
-        raise Conflict(
-            N_("This organisation no longer receives reports here. You can report to the "
-               "Ministry of Justice's external channel."),
-            code="organisation_cancelled",
-        )  # fmt: skip
-    if organisation.blocked_at is not None:
-        raise Conflict(
-            N_("This organisation's reporting channel is suspended. You can report to the "
-               "Ministry of Justice's external channel."),
-            code="organisation_blocked",
-        )  # fmt: skip
-    if organisation.email_verified_at is None:
-        raise Conflict(
-            N_("This organisation cannot receive reports yet: it has not verified its address."),
-            code="organisation_not_verified",
-        )
+    """The one rule of whether a form accepts reports: Conflict with the reason when not."""
+    reason = organisation.not_receiving_because
+    if reason is not None:
+        code = "organisation_" + reason if reason != "no_designated_persons_published" else reason
+        raise Conflict(NOT_RECEIVING[reason], code=code)
 
 
 async def get_receiving_organisation(session: AsyncSession, slug: str) -> Organisation:

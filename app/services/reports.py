@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,14 +13,15 @@ from sqlalchemy.sql.selectable import ScalarSelect
 from app import crypto
 from app.config import Settings
 from app.db import sqlite_write_lock
-from app.errors import InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
 from app.i18n import N_
 from app.models import Attachment, Organisation, PurgedReport, Report, ReportMessage
 from app.models.base import utcnow
-from app.schemas.case import RecordRead
 from app.schemas.report import (
     AttachmentRead,
     MessageRead,
+    RecordComment,
+    RecordRead,
     ReportCreate,
     ReportSelfRead,
 )
@@ -27,6 +29,8 @@ from app.services import attachments, courier, deadlines, grants, keys, mail
 from app.services.attachments import IncomingFile
 from app.templating import render_mail
 
+# The register's summary is prefilled with this many characters of the report.
+SUMMARY_LENGTH = 300
 UNKNOWN_CODE = N_("No report matches this tracking code. Check it and try again.")
 
 
@@ -113,6 +117,7 @@ async def submit_report(
     received_on = deadlines.local_date(received_at)
     profile = deadlines.CZECH
     report_id = uuid.uuid4()
+    assessment = deadlines.deadline(received_on, profile.assessment_days)
     report = Report(
         id=report_id,
         organisation_id=organisation.id,
@@ -125,7 +130,8 @@ async def submit_report(
         acknowledgement_due_on=None
         if data.no_acknowledgement
         else deadlines.deadline(received_on, profile.acknowledgement_days).due_on,
-        assessment_due_on=deadlines.deadline(received_on, profile.assessment_days).due_on,
+        assessment_due_on=assessment.due_on,
+        assessment_unshifted_on=assessment.unshifted_on,
         meeting_requested=data.meeting_requested,
         no_acknowledgement=data.no_acknowledgement,
         tracking_hash=_tracking_hash(settings, normalised),
@@ -146,6 +152,7 @@ async def submit_report(
                 organisation=organisation,
                 link=tracking_url(settings, code),
                 received_on=received_on,
+                no_acknowledgement=data.no_acknowledgement,
             )
             # Never stored: it carries the tracking link (app/services/courier.py).
             courier.send_after_commit(session, settings, to=data.email, subject=subject, text=text)
@@ -240,6 +247,17 @@ async def _notify_organisation(
     )
 
 
+def summarise(description: str, length: int = SUMMARY_LENGTH) -> str:
+    """The first `length` characters of the text on one line, cut at a word, with "…"."""
+    text = " ".join(description.split())
+    if len(text) <= length:
+        return text
+    cut = text[:length]
+    if text[length] != " " and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:") + "…"
+
+
 async def open_by_code(session: AsyncSession, settings: Settings, code: str) -> OpenedReport:
     """The report of a tracking code; the same NotFound for any code that does not open one."""
     normalised = crypto.normalise_tracking_code(code[:100])
@@ -271,6 +289,17 @@ def seal_content(report_key: bytes, report: Report, content: ReportCreate) -> No
 
 def seal_record(report_key: bytes, report: Report, record: RecordRead) -> bytes:
     return crypto.seal(report_key, record.model_dump_json().encode(), aad(b"record", report.id))
+
+
+def add_record_comment(
+    report_key: bytes, report: Report, text: str, by: Literal["member", "whistleblower"]
+) -> None:
+    """Append dated comments to the record of a report taken down; earlier ones stay."""
+    record = read_record(report_key, report)
+    if record is None:
+        raise Conflict(N_("This case was not taken down from an oral report."), code="wrong_state")
+    record.comments.append(RecordComment(text=text, at=utcnow(), by=by))
+    report.sealed_record = seal_record(report_key, report, record)
 
 
 def read_record(report_key: bytes, report: Report) -> RecordRead | None:
@@ -357,6 +386,10 @@ async def whistleblower_view(session: AsyncSession, opened: OpenedReport) -> Rep
         received_at=report.received_at,
         acknowledgement_due_on=report.acknowledgement_due_on,
         assessment_due_on=report.assessment_due_on,
+        meeting_requested=report.meeting_requested,
+        meeting_due_on=report.meeting_due_on,
+        meeting_planned_at=report.meeting_planned_at,
+        record=read_record(opened.report_key, report),
         report=read_content(opened.report_key, report),
         messages=messages,
         attachments=files,
@@ -385,6 +418,27 @@ async def add_whistleblower_message(
     await store_files(session, settings, report, opened.report_key, files, message.id)
     await _notify_organisation(session, settings, opened.organisation, "new_message")
     return message
+
+
+async def comment_on_record(
+    session: AsyncSession, settings: Settings, opened: OpenedReport, text: str
+) -> None:
+    """The whistleblower comments on the record made of their oral or in-person report."""
+    add_record_comment(opened.report_key, opened.report, text, by="whistleblower")
+    await _notify_organisation(session, settings, opened.organisation, "new_message")
+    await session.flush()
+
+
+async def request_meeting(session: AsyncSession, settings: Settings, opened: OpenedReport) -> None:
+    """The whistleblower asks for a personal meeting after reporting: 14 days from today."""
+    report = opened.report
+    if report.meeting_requested:
+        raise Conflict(N_("You have already asked for a personal meeting."), code="wrong_state")
+    today = deadlines.local_date(utcnow())
+    report.meeting_requested = True
+    report.meeting_due_on = deadlines.deadline(today, deadlines.CZECH.meeting_days).due_on
+    await _notify_organisation(session, settings, opened.organisation, "new_message")
+    await session.flush()
 
 
 async def report_attachment(
