@@ -16,7 +16,10 @@ APP = Path(__file__).resolve().parent.parent / "app"
 SHARED_WEB_HELPERS = {"app.routers.cookies", "app.routers.uploads"}
 # A shared helper that lives in a router module: the JSON register and its HTML twin answer CSV
 # with one function.
-SHARED_ROUTER_NAMES = {("app.routers.api_register", "csv_response")}
+SHARED_ROUTER_NAMES = {
+    ("app.routers.api_register", "csv_response"),
+    ("app.routers.api_register", "pdf_response"),
+}
 
 
 @dataclass(frozen=True)

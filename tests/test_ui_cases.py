@@ -41,7 +41,7 @@ async def test_designated_person_handles_a_report(
     await expect(page.get_by_text(DESCRIPTION)).to_have_count(0)
     await page.get_by_label("Reason of access").fill("Initial assessment")
     await _submit_button(page, "Open the case")
-    await expect(page.get_by_text(DESCRIPTION)).to_be_visible()
+    await expect(page.locator("#report > p.prewrap")).to_have_text(DESCRIPTION)
 
     acknowledgement = page.get_by_label("Acknowledgement to the whistleblower")
     await expect(acknowledgement).to_contain_text("Potvrzujeme")

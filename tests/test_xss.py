@@ -55,6 +55,7 @@ async def hostile_case(live_server: str, sessionmaker: Sessionmaker) -> dict[str
             "description": hostile("description"),
             "occurred_at": hostile("when"),
             "location": hostile("where"),
+            "person_concerned": hostile("against"),
             "persons_involved": hostile("who"),
             "relationship": "employee",
             "anonymous": False,
@@ -149,11 +150,12 @@ async def test_the_designated_persons_pages_show_markup_as_text(
     if await reason.count():
         await reason.fill("Reading the report")
         await page.get_by_role("button", name="Open the case").click()
-    await expect(page.get_by_text(hostile("description"))).to_be_visible()
+    await expect(page.locator("#report > p.prewrap")).to_have_text(hostile("description"))
     await _assert_shown_as_text(
         page,
         hostile("description"),
         hostile("when"),
+        hostile("against"),
         hostile("who"),
         hostile("name"),
         hostile("address"),
@@ -266,7 +268,7 @@ async def test_the_lists_registers_and_records_show_markup_as_text(
     await page.get_by_label("Reason for viewing the register").fill(hostile("register"))
     await page.get_by_role("button", name="Show the register").click()
     await expect(page.get_by_role("heading", name="Reports", exact=True)).to_be_visible()
-    await _assert_shown_as_text(page, hostile("name"), hostile("address"), hostile("who"))
+    await _assert_shown_as_text(page, hostile("name"), hostile("address"), hostile("against"))
     reason = page.get_by_label("Reason for viewing the register")
     assert await reason.input_value() == hostile("register")
     await page.close()
