@@ -55,7 +55,7 @@ async def _full_report(client: httpx.AsyncClient, slug: str) -> uuid.UUID:
     code = response.json()["tracking_code"]
     sent = await client.post(
         "/api/v1/public/reports/self/messages",
-        data={"body": "More details."},
+        json={"body": "More details."},
         headers={"X-Tracking-Code": code},
     )
     assert sent.status_code in (200, 201), sent.text
