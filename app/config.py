@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     max_files: int = 10
     submissions_per_hour: int = 10
     lookups_per_10_minutes: int = 60
+    # Registrations from one address, the page and the API together: each creates an
+    # organisation and mails its address.
+    registrations_per_hour: int = 5
     # Failed logins from one address, whatever the e-mail: guessing across many accounts.
     login_attempts_per_10_minutes: int = 30
     # A human needs a few seconds to fill in the form; bots post at once.

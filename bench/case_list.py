@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import crypto
+from app.config import Settings
 from app.models import AuditEvent, Member, Organisation, Report
 from app.models.base import utcnow
 from app.schemas.report import ReportCreate
@@ -86,6 +87,7 @@ def audit_rows(
     organisation_id: uuid.UUID, member_id: uuid.UUID, cases: list[dict[str, object]]
 ) -> list[dict[str, object]]:
     """Two events a case (read, acknowledged), chained as audit.record chains them."""
+    key = audit.chain_key(Settings(secret_key=common.SECRET_KEY))
     rows = []
     prev_hash = audit.GENESIS_HASH
     seq = 0
@@ -96,6 +98,7 @@ def audit_rows(
         for action in ("case.read", "case.acknowledge"):
             seq += 1
             event_hash = audit.event_hash(
+                key,
                 organisation_id=organisation_id,
                 seq=seq,
                 created_at=created_at,

@@ -39,7 +39,9 @@ AS_OF = date(2032, 6, 1)
 BATCH = 5000
 
 
-def _rows(organisations: int, per_organisation: int) -> tuple[list[dict[str, object]], ...]:
+def _rows(
+    key: bytes, organisations: int, per_organisation: int
+) -> tuple[list[dict[str, object]], ...]:
     received = datetime(2026, 3, 2, 10, tzinfo=UTC)
     orgs, reports, messages, notes, files, chunks, events = [], [], [], [], [], [], []
     for n in range(organisations):
@@ -71,7 +73,7 @@ def _rows(organisations: int, per_organisation: int) -> tuple[list[dict[str, obj
                 "detail": "bench",
                 "prev_hash": prev_hash,
             }
-            prev_hash = audit.event_hash(**event)  # type: ignore[arg-type]
+            prev_hash = audit.event_hash(key, **event)  # type: ignore[arg-type]
             events.append({**event, "hash": prev_hash})
             common = {"organisation_id": org_id, "report_id": report_id}
             reports.append(
@@ -97,7 +99,7 @@ def _rows(organisations: int, per_organisation: int) -> tuple[list[dict[str, obj
     return orgs, reports, messages, notes, files, chunks, events
 
 
-async def _fill(engine: AsyncEngine, organisations: int, per_organisation: int) -> None:
+async def _fill(engine: AsyncEngine, key: bytes, organisations: int, per_organisation: int) -> None:
     tables = (
         Organisation,
         Report,
@@ -107,7 +109,7 @@ async def _fill(engine: AsyncEngine, organisations: int, per_organisation: int) 
         AttachmentChunk,
         AuditEvent,
     )
-    for model, rows in zip(tables, _rows(organisations, per_organisation), strict=True):
+    for model, rows in zip(tables, _rows(key, organisations, per_organisation), strict=True):
         for start in range(0, len(rows), BATCH):
             async with engine.begin() as connection:
                 await connection.execute(insert(model), rows[start : start + BATCH])
@@ -128,12 +130,12 @@ async def main() -> None:
     await asyncio.to_thread(migrate.upgrade, settings)
     total = args.organisations * args.per_organisation
     started = time.perf_counter()
-    await _fill(engine, args.organisations, args.per_organisation)
+    await _fill(engine, audit.chain_key(settings), args.organisations, args.per_organisation)
     print(f"filled {total} reports in {args.organisations} organisations "  # noqa: T201
           f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
 
     started = time.perf_counter()
-    erased = await retention.purge(create_sessionmaker(engine), AS_OF)
+    erased = await retention.purge(create_sessionmaker(engine, settings), AS_OF)
     elapsed = time.perf_counter() - started
     async with engine.connect() as connection:
         left = await connection.scalar(select(func.count()).select_from(Report))

@@ -47,7 +47,7 @@ async def run(database_url: str, count: int) -> None:
     )
     await asyncio.to_thread(migrate.upgrade, settings)
     engine = create_engine(settings)
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = create_sessionmaker(engine, settings)
     try:
         async with sessionmaker() as session, session.begin():
             data = OrganisationCreate(

@@ -14,7 +14,6 @@ from app.main import create_app
 from app.models import Member, Membership, Organisation, OutboxMail
 from app.schemas.organisation import RESERVED_SLUGS, OrganisationCreate, valid_ico
 from app.services import keys, mail
-from app.services.ratelimit import REGISTRATIONS_PER_HOUR
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, login, organisation_data, register
 from tests.smtp import SMTPServer
@@ -230,7 +229,7 @@ async def test_registrations_are_limited_per_address_on_the_page_and_the_api_tog
         httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
         httpx.AsyncClient(transport=other, base_url="http://testserver") as neighbour,
     ):
-        for _ in range(REGISTRATIONS_PER_HOUR - 1):
+        for _ in range(settings.registrations_per_hour - 1):
             await register(client)
         page = organisation_data()
         answer = await client.post("/register", data={**page, "password_again": PASSWORD})

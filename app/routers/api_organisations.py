@@ -7,7 +7,6 @@ from app.deps import SettingsDep
 from app.routers.uploads import rate_limit
 from app.schemas.organisation import OrganisationCreate, OrganisationCreated
 from app.services import registration
-from app.services.ratelimit import REGISTRATIONS_PER_HOUR
 
 router = APIRouter(prefix="/api/v1/organisations", tags=["organisations"])
 
@@ -17,7 +16,7 @@ async def register_organisation(
     data: OrganisationCreate, request: Request, session: SessionDep, settings: SettingsDep
 ) -> OrganisationCreated:
     """Register an organisation; a verification e-mail goes to its address."""
-    rate_limit(request, "registration", REGISTRATIONS_PER_HOUR, 3600)
+    rate_limit(request, "registration", settings.registrations_per_hour, 3600)
     registered = await registration.register_organisation(session, settings, data)
     return OrganisationCreated(
         slug=registered.organisation.slug,

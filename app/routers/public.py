@@ -14,7 +14,6 @@ from app.i18n import N_
 from app.routers.uploads import rate_limit
 from app.schemas.organisation import OrganisationCreate
 from app.services import registration
-from app.services.ratelimit import REGISTRATIONS_PER_HOUR
 from app.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -72,7 +71,7 @@ async def register_organisation(
     if password != password_again:
         errors["password_again"] = N_("The passwords do not match.")
     if data is not None and not errors:
-        rate_limit(request, "registration", REGISTRATIONS_PER_HOUR, 3600)
+        rate_limit(request, "registration", settings.registrations_per_hour, 3600)
         try:
             registered = await registration.register_organisation(session, settings, data)
         except AppError as exc:

@@ -17,9 +17,6 @@ from app.i18n import N_
 
 ROTATE_SECONDS = 24 * 3600
 MAX_TRACKED = 100_000
-# Registrations per address and hour, the page and the API together: each one creates an
-# organisation and mails its address.
-REGISTRATIONS_PER_HOUR = 5
 
 
 @dataclass
