@@ -1,5 +1,6 @@
 import asyncio
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -12,8 +13,9 @@ from app import crypto
 from app.config import Settings
 from app.main import create_app
 from app.models import Member, Membership, Organisation, OutboxMail
+from app.models.base import utcnow
 from app.schemas.organisation import RESERVED_SLUGS, OrganisationCreate, valid_ico
-from app.services import keys, mail
+from app.services import housekeeping, keys, mail
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, login, organisation_data, register
 from tests.smtp import SMTPServer
@@ -195,6 +197,23 @@ async def test_a_taken_email_gets_the_same_answer_as_a_new_one(
     assert await count(sessionmaker, Membership) == 1
     assert (await login(client, "new@x.cz", "another long password")).status_code == 401
     assert (await login(client, "new@x.cz")).status_code == 200
+
+
+async def test_the_organisation_of_a_taken_email_is_deleted_after_a_week(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    owner = await register(client, email="owner@example.cz")
+    await register(client, email="owner@example.cz", name="Fake Company s.r.o.")
+    assert await count(sessionmaker, Organisation) == 2
+    soon = utcnow() + timedelta(days=housekeeping.PLACEHOLDER_DAYS - 1)
+    await housekeeping.forget_expired(sessionmaker, settings, now=soon)
+    assert await count(sessionmaker, Organisation) == 2
+    later = utcnow() + timedelta(days=housekeeping.PLACEHOLDER_DAYS + 1)
+    await housekeeping.forget_expired(sessionmaker, settings, now=later)
+    async with sessionmaker() as session:
+        left = list(await session.scalars(select(Organisation.slug)))
+    # The owner's own organisation, not verified either, stays: it has its designated person.
+    assert left == [owner["slug"]]
 
 
 async def test_the_owner_of_a_taken_email_is_told_of_the_attempt(
