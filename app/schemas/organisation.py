@@ -9,7 +9,7 @@ RESERVED_SLUGS = frozenset(
         "favicon.ico", "healthz", "help", "info", "invite", "login", "logout", "metrics",
         "openapi.json", "operator", "pricing", "profile", "recovery", "redoc", "register",
         "robots.txt",
-        "settings", "static", "support", "terms", "track", "verify", "www",
+        "settings", "static", "sub-processors", "support", "terms", "track", "verify", "www",
     }
 )  # fmt: skip
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,38})[a-z0-9]")
