@@ -14,7 +14,11 @@ router = APIRouter(include_in_schema=False)
 async def load_service_contact(request: Request, session: SessionDep) -> None:
     """Put the operator's support contact and status line where every page's footer finds it."""
     if not request.url.path.startswith("/api/"):
-        request.state.service_contact = await operator.service_contact(session)
+        contact = await operator.service_contact(session)
+        if contact is not None:
+            # Detached, so an error page rendered after the rollback can still show it.
+            session.expunge(contact)
+        request.state.service_contact = contact
 
 
 @router.get("/sub-processors", response_class=HTMLResponse)
