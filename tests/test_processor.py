@@ -377,3 +377,18 @@ async def test_an_incident_cannot_be_detected_in_the_future(
         client, token, str(organisation_id), f"{tomorrow.isoformat()}T00:00", "Premonition"
     )
     assert refused.status_code == 422
+
+
+async def test_markup_in_the_operators_texts_is_shown_as_text(
+    client: httpx.AsyncClient,
+    totp_secret: str,  # noqa: F811 - the fixture
+) -> None:
+    token = await _console_token(client, totp_secret)
+    script = "<script>alert(1)</script>"
+    assert (await _add(client, token, days=15, name=f"Evil {script}")).status_code == 303
+    status = {**CONTACT, "status_en": f"Down {script}"}
+    assert (await client.post("/operator/contact", data={"csrf": token, **status})).is_redirect
+    for path in ("/sub-processors?lang=en", "/operator?lang=en"):
+        page = (await client.get(path)).text
+        assert script not in page, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
