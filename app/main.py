@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -39,6 +39,7 @@ from app.routers import (
     insight_pages,
     intake,
     leaving,
+    processor,
     public,
     register_pages,
     team_pages,
@@ -262,6 +263,7 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(processor.load_service_contact)],
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -305,5 +307,6 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.include_router(operator_pages.router)
     app.include_router(billing.pages)
     app.include_router(public.router)
+    app.include_router(processor.router)
     app.include_router(intake.router)  # last: it owns the catch-all /{slug}
     return app

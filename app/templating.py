@@ -75,6 +75,29 @@ def render_mail(name: str, **context: Any) -> tuple[str, str]:
     return subject, body + "\n"
 
 
+def render_mail_footer(contact: Any) -> str:
+    """The operator's support contact and status line under a mail, in Czech then English."""
+    if contact is None:
+        return ""
+    support = ", ".join(value for value in (contact.support_email, contact.support_phone) if value)
+    statuses = {
+        "cs": contact.status_cs or contact.status_en,
+        "en": contact.status_en or contact.status_cs,
+    }
+    lines: list[str] = []
+    saved = i18n.current_language()
+    try:
+        for language in i18n.LANGUAGES:
+            i18n.set_language(language)
+            text = environment.get_template("mail_footer.txt").render(
+                lang=language, support=support, status=statuses[language]
+            )
+            lines.extend(line for line in text.splitlines() if line.strip())
+    finally:
+        i18n.set_language(saved)
+    return "\n-- \n" + "\n".join(lines) + "\n" if lines else ""
+
+
 def redirect(request: Request, path: str, **params: str) -> RedirectResponse:
     """A 303 redirect after a form, keeping the page's language."""
     target = url_in_language(path, request_language(request), **params)

@@ -152,6 +152,8 @@ def _filled(template: str, world: World, caller: Caller) -> str:
         .replace("{organisation_id}", world.organisation_a)
         .replace("{invoice_id}", NO_SUCH_ID)
         .replace("{order_id}", NO_SUCH_ID)
+        .replace("{sub_processor_id}", NO_SUCH_ID)
+        .replace("{incident_id}", NO_SUCH_ID)
         .replace("{token}", "no-such-token")
         .replace("{code}", caller.code or "NO-SUCH-CODE")
     )
@@ -185,6 +187,7 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("GET", "/register"): Call(everyone(200)),
     ("GET", "/terms"): Call(everyone(200)),
     ("GET", "/pricing"): Call(everyone(200)),
+    ("GET", "/sub-processors"): Call(everyone(200)),
     # No card gateway is configured here: every notification is for an unknown payment.
     ("GET", "/api/v1/payments/gopay"): Call(everyone(404), query={"id": "1"}),
     ("POST", "/register"): Call(everyone(422), form={"slug": ""}),
@@ -415,6 +418,28 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("POST", "/operator/orders/{order_id}/proforma"): Call(operator_page(404), form={}),
     ("POST", "/operator/orders/{order_id}/paid"): Call(
         operator_page(404), form={"paid_on": "2026-01-05"}
+    ),
+    ("POST", "/operator/incidents/{incident_id}/notify"): Call(operator_page(404), form={}),
+    ("POST", "/operator/sub-processors"): Call(
+        operator_page(303),
+        form={
+            "name": "Hetzner Online GmbH",
+            "purpose_cs": "Hosting",
+            "purpose_en": "Hosting",
+            "country": "DE",
+            "effective_on": TERMS_EFFECTIVE,
+        },
+    ),
+    ("POST", "/operator/sub-processors/{sub_processor_id}"): Call(
+        operator_page(404),
+        form={"name": "Hetzner", "purpose_cs": "Hosting", "purpose_en": "Hosting", "country": "DE"},
+    ),
+    ("POST", "/operator/sub-processors/{sub_processor_id}/remove"): Call(
+        operator_page(404), form={}
+    ),
+    ("POST", "/operator/contact"): Call(
+        operator_page(303),
+        form={"support_email": "podpora@pistalka.example", "status_cs": "Vše běží."},
     ),
     # Late: it changes what the meeting calls above would answer.
     ("POST", "/api/v1/public/reports/self/meeting"): Call(code_holder(200, 422)),

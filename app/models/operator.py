@@ -44,6 +44,54 @@ class TermsVersion(UUIDPrimaryKey, Base):
     effective_on: Mapped[date]
 
 
+class SubProcessor(UUIDPrimaryKey, Base):
+    """A processor the operator engages (hosting, e-mail delivery, payments); never deleted, so
+    the public list keeps its history."""
+
+    __tablename__ = "sub_processor"
+
+    name: Mapped[str] = mapped_column(String(200))
+    purpose_cs: Mapped[str] = mapped_column(String(500))
+    purpose_en: Mapped[str] = mapped_column(String(500))
+    # ISO 3166-1 alpha-2 code of the country where it processes the data.
+    country: Mapped[str] = mapped_column(String(2))
+    effective_on: Mapped[date]
+    removed_on: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SubProcessorChange(UUIDPrimaryKey, Base):
+    """One change of the list: a sub-processor added, changed or removed, as it was after it."""
+
+    __tablename__ = "sub_processor_change"
+
+    sub_processor_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sub_processor.id", ondelete="CASCADE"), index=True
+    )
+    change: Mapped[str] = mapped_column(String(10))
+    effective_on: Mapped[date]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    purpose_cs: Mapped[str] = mapped_column(String(500))
+    purpose_en: Mapped[str] = mapped_column(String(500))
+    country: Mapped[str] = mapped_column(String(2))
+
+
+class ServiceContact(Base):
+    """The operator's support contact and status line, shown on every page and in the mails.
+
+    One row at most, with id 1."""
+
+    __tablename__ = "service_contact"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    support_email: Mapped[str] = mapped_column(String(254), default="")
+    support_phone: Mapped[str] = mapped_column(String(40), default="")
+    status_cs: Mapped[str] = mapped_column(String(200), default="")
+    status_en: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class SecurityIncident(UUIDPrimaryKey, Base):
     """A personal data breach or other security incident recorded by the operator."""
 
@@ -70,7 +118,8 @@ class IncidentNotice(UUIDPrimaryKey, Base):
     organisation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organisation.id", ondelete="CASCADE"), index=True
     )
-    notified_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # None while the organisation is affected but not yet notified.
+    notified_at: Mapped[datetime | None]
 
 
 class OperatorEvent(UUIDPrimaryKey, Base):

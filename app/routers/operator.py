@@ -1,7 +1,7 @@
 """The operator's console: registrations (counts only), blocks, terms and security incidents."""
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
@@ -97,7 +97,9 @@ async def _console(
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    today = deadlines.local_date(utcnow())
+    now = utcnow()
+    today = deadlines.local_date(now)
+    incidents = await operator.incidents(session)
     return render(
         request,
         "operator/console.html",
@@ -106,12 +108,20 @@ async def _console(
             "organisations": await operator.list_organisations(session),
             "terms_in_effect": await terms_in_effect(session),
             "upcoming_terms": await operator.upcoming_terms(session, today),
-            "incidents": await operator.incidents(session),
+            "incidents": incidents,
+            "overdue": [row for row in incidents if row.overdue(now)],
+            "now": now,
+            "sub_processors": await operator.sub_processors(session),
+            "sub_processor_changes": await operator.sub_processor_changes(session),
+            "service_contact": await operator.service_contact(session),
+            "today": today,
+            "local": lambda value: value.astimezone(PRAGUE),
             "events": await operator.events(session, limit=50),
             "plans": list(await session.scalars(select(Plan).order_by(Plan.sort_order))),
             "orders": await operator.waiting_orders(session),
             "money": format_amount,
             "earliest_effective": today + timedelta(days=operator.TERMS_NOTICE_DAYS),
+            "earliest_sub_processor": today + timedelta(days=operator.SUB_PROCESSOR_NOTICE_DAYS),
             "error": error,
             "done": request.query_params.get("done"),
         },
@@ -228,7 +238,9 @@ async def record_incident(
     description: Annotated[str, Form(max_length=RAW_TEXT)] = "",
     measures: Annotated[str, Form(max_length=RAW_TEXT)] = "",
     detected_on: Annotated[str, Form(max_length=40)] = "",
+    detected_time: Annotated[str, Form(max_length=10)] = "",
     organisations: Annotated[list[str] | None, Form(max_length=100)] = None,
+    notify_later: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     async def step() -> None:
         day = _parse_date(detected_on, "detected_on")
@@ -239,11 +251,111 @@ async def record_incident(
             title=title,
             description=description,
             measures=measures,
-            detected_at=datetime.combine(day, datetime.min.time(), PRAGUE),
+            detected_at=datetime.combine(day, _parse_time(detected_time), PRAGUE),
             organisation_ids=organisations or [],
+            notify=not notify_later,
         )
 
     return await _act(request, session, current, step(), "incident")
+
+
+def _parse_time(value: str) -> time:
+    """A time of day as typed (`14:30`); midnight when left out."""
+    if not value.strip():
+        return time()
+    try:
+        return time.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(N_("Enter a time as HH:MM."), field="detected_time") from None
+
+
+@router.post(
+    "/operator/incidents/{incident_id}/notify",
+    response_class=HTMLResponse,
+    dependencies=[CsrfChecked],
+)
+async def notify_incident(
+    incident_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentOperatorDep,
+) -> Response:
+    step = operator.notify_incident(session, settings, current, incident_id)
+    return await _act(request, session, current, step, "notified")
+
+
+@router.post("/operator/sub-processors", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def add_sub_processor(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentOperatorDep,
+    name: Annotated[str, Form(max_length=1000)] = "",
+    purpose_cs: Annotated[str, Form(max_length=RAW_TEXT)] = "",
+    purpose_en: Annotated[str, Form(max_length=RAW_TEXT)] = "",
+    country: Annotated[str, Form(max_length=40)] = "",
+    effective_on: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    async def step() -> None:
+        data = operator.SubProcessorData(name, purpose_cs, purpose_en, country)
+        day = _parse_date(effective_on, "effective_on")
+        await operator.add_sub_processor(session, settings, current, data, day)
+
+    return await _act(request, session, current, step(), "sub_processor")
+
+
+@router.post(
+    "/operator/sub-processors/{sub_processor_id}",
+    response_class=HTMLResponse,
+    dependencies=[CsrfChecked],
+)
+async def change_sub_processor(
+    sub_processor_id: str,
+    request: Request,
+    session: SessionDep,
+    current: CurrentOperatorDep,
+    name: Annotated[str, Form(max_length=1000)] = "",
+    purpose_cs: Annotated[str, Form(max_length=RAW_TEXT)] = "",
+    purpose_en: Annotated[str, Form(max_length=RAW_TEXT)] = "",
+    country: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    data = operator.SubProcessorData(name, purpose_cs, purpose_en, country)
+    step = operator.change_sub_processor(session, current, sub_processor_id, data)
+    return await _act(request, session, current, step, "sub_processor")
+
+
+@router.post(
+    "/operator/sub-processors/{sub_processor_id}/remove",
+    response_class=HTMLResponse,
+    dependencies=[CsrfChecked],
+)
+async def remove_sub_processor(
+    sub_processor_id: str, request: Request, session: SessionDep, current: CurrentOperatorDep
+) -> Response:
+    step = operator.remove_sub_processor(session, current, sub_processor_id)
+    return await _act(request, session, current, step, "sub_processor")
+
+
+@router.post("/operator/contact", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def save_service_contact(
+    request: Request,
+    session: SessionDep,
+    current: CurrentOperatorDep,
+    support_email: Annotated[str, Form(max_length=1000)] = "",
+    support_phone: Annotated[str, Form(max_length=1000)] = "",
+    status_cs: Annotated[str, Form(max_length=1000)] = "",
+    status_en: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    step = operator.save_service_contact(
+        session,
+        current,
+        support_email=support_email,
+        support_phone=support_phone,
+        status_cs=status_cs,
+        status_en=status_en,
+    )
+    return await _act(request, session, current, step, "contact")
 
 
 def _whole(value: str, field: str) -> int:

@@ -13,7 +13,7 @@ RESERVED_SLUGS = frozenset(
         "docs", "favicon.ico", "healthz", "help", "info", "invite", "login", "logout", "metrics",
         "openapi", "openapi.json", "operator", "organisations", "pricing", "profile",
         "recovery", "redoc", "register", "register-of-reports", "robots.txt", "settings",
-        "static", "support", "terms", "track", "verify", "well-known", "www",
+        "static", "sub-processors", "support", "terms", "track", "verify", "well-known", "www",
     }
 )  # fmt: skip
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,38})[a-z0-9]")

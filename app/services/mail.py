@@ -25,8 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import crypto
 from app.config import Settings
 from app.models.base import utcnow
+from app.models.operator import ServiceContact
 from app.models.outbox import OutboxMail
 from app.services import keys
+from app.templating import render_mail_footer
 
 logger = logging.getLogger("pistalka.mail")
 
@@ -38,6 +40,9 @@ MAX_ATTEMPTS = 20
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(hours=1)
 MAX_ERROR_LENGTH = 500
+# The whistleblower's mails speak for the organisation: the operator's support contact has no
+# place there (it could draw a report to the operator, who must never read one).
+WHISTLEBLOWER_MAILS = frozenset({"report_receipt", "case_update"})
 # Errors that say the server cannot be reached: every other mail of this run would fail the same
 # way (each after up to smtp_timeout), so the run stops and leaves them for the next one.
 CONNECTION_ERRORS = (
@@ -118,9 +123,13 @@ async def enqueue(
     text: str,
     html: str | None = None,
 ) -> OutboxMail:
-    """Queue a mail in the caller's transaction; it is sent once that transaction commits."""
+    """Queue a mail in the caller's transaction; it is sent once that transaction commits.
+
+    Every mail but the whistleblower's ends with the operator's support contact and status."""
     check_header("To", to)
     check_header("Subject", subject)
+    if kind not in WHISTLEBLOWER_MAILS:
+        text += render_mail_footer(await session.get(ServiceContact, 1))
     # Chosen now, so a mail sent twice (a crash after sending) carries one Message-ID.
     message_id = new_message_id(settings)
     mail = Mail(to=to, subject=subject, text=text, html=html, message_id=message_id)

@@ -7,7 +7,9 @@ message, name or file for an operator. What the operator sees of an organisation
 import asyncio
 import base64
 import hashlib
+import re
 import secrets
+import unicodedata
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -15,6 +17,7 @@ from typing import Any, cast
 
 import argon2
 import pyotp
+from babel import Locale
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,11 +39,16 @@ from app.models import (
     TermsVersion,
 )
 from app.models.base import utcnow
+from app.models.operator import ServiceContact, SubProcessor, SubProcessorChange
 from app.services import audit, auth, deadlines, keys, mail, passwords
 from app.services.recipients import organisation_recipients
 from app.templating import render_mail
 
 TERMS_NOTICE_DAYS = 15
+# The processing agreements: a new sub-processor is announced as long ahead as new terms are,
+# and a security incident is notified within 48 hours of its detection.
+SUB_PROCESSOR_NOTICE_DAYS = TERMS_NOTICE_DAYS
+INCIDENT_NOTICE_WINDOW = timedelta(hours=48)
 SESSION_HOURS = 8
 INVALID_LOGIN = N_("Wrong e-mail, password or authenticator code.")
 _DUMMY_HASH = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("-")
@@ -333,6 +341,23 @@ async def unblock(
     return organisation
 
 
+async def _announce(
+    session: AsyncSession, settings: Settings, kind: str, subject: str, text: str
+) -> None:
+    """Mail a notice to every organisation using the service: an unverified address may not be
+    theirs, and a cancelled registration ends before the notice matters (an erased one has no
+    row left)."""
+    organisations = await session.scalars(
+        select(Organisation)
+        .where(Organisation.email_verified_at.is_not(None), Organisation.cancelled_at.is_(None))
+        .order_by(Organisation.created_at)
+    )
+    for organisation in organisations:
+        await mail.enqueue(
+            session, settings, kind=kind, to=organisation.email, subject=subject, text=text
+        )
+
+
 async def upcoming_terms(session: AsyncSession, today: date) -> TermsVersion | None:
     result: TermsVersion | None = await session.scalar(
         select(TermsVersion)
@@ -389,18 +414,7 @@ async def announce_terms(
         url=url,
         effective_on=effective_on.strftime("%d. %m. %Y"),
     )
-    # Those using the service: an unverified address may not be theirs, and a cancelled
-    # registration ends before the terms matter (an erased one has no row left).
-    organisations = await session.scalars(
-        select(Organisation)
-        .where(Organisation.email_verified_at.is_not(None), Organisation.cancelled_at.is_(None))
-        .order_by(Organisation.created_at)
-    )
-    for organisation in organisations:
-        await mail.enqueue(
-            session, settings, kind="terms_announced", to=organisation.email, subject=subject,
-            text=text,
-        )  # fmt: skip
+    await _announce(session, settings, "terms_announced", subject, text)
     await _log(session, current, None, "operator.terms_announced", version)
     await session.flush()
     return terms
@@ -432,8 +446,9 @@ async def record_incident(
     measures: str,
     detected_at: datetime,
     organisation_ids: list[str],
+    notify: bool = True,
 ) -> SecurityIncident:
-    """Record a security incident and notify each affected organisation by e-mail."""
+    """Record a security incident and its affected organisations, notifying them now or later."""
     title, description, measures = title.strip(), description.strip(), measures.strip()
     if not 3 <= len(title) <= 200:
         raise InvalidInput(N_("Give the incident a title (3 to 200 characters)."), field="title")
@@ -441,6 +456,8 @@ async def record_incident(
         raise InvalidInput(N_("Describe the incident."), field="description")
     if len(measures) > 20000:
         raise InvalidInput(N_("The measures are too long."), field="measures")
+    if detected_at > utcnow():
+        raise InvalidInput(N_("An incident cannot be detected in the future."), field="detected_on")
     if not organisation_ids:
         raise InvalidInput(N_("Choose the affected organisations."), field="organisations")
     affected = [await _organisation(session, value) for value in dict.fromkeys(organisation_ids)]
@@ -453,32 +470,87 @@ async def record_incident(
     )
     session.add(incident)
     await session.flush()
+    for organisation in affected:
+        session.add(IncidentNotice(incident_id=incident.id, organisation_id=organisation.id))
+        await _log(session, current, organisation, "operator.incident", title)
+    await session.flush()
+    if notify:
+        await notify_incident(session, settings, current, str(incident.id))
+    return incident
+
+
+async def notify_incident(
+    session: AsyncSession, settings: Settings, current: CurrentOperator, incident_id: str
+) -> int:
+    """E-mail each affected organisation not yet notified of an incident; how many were."""
+    try:
+        key = uuid.UUID(incident_id)
+    except ValueError:
+        raise NotFound(N_("No such incident.")) from None
+    incident = await session.get(SecurityIncident, key, with_for_update=True)
+    if incident is None:
+        raise NotFound(N_("No such incident."))
+    waiting = list(
+        await session.scalars(
+            select(IncidentNotice)
+            .where(IncidentNotice.incident_id == key, IncidentNotice.notified_at.is_(None))
+            .with_for_update()
+        )
+    )
+    if not waiting:
+        raise Conflict(N_("Every affected organisation was already notified."), code="notified")
     subject, text = render_mail(
         "security_incident",
-        title=title,
-        description=description,
-        measures=measures,
-        detected_at=deadlines.local_date(detected_at).strftime("%d. %m. %Y"),
+        title=incident.title,
+        description=incident.description,
+        measures=incident.measures,
+        detected_at=deadlines.local_date(incident.detected_at).strftime("%d. %m. %Y"),
     )
-    for organisation in affected:
+    now = utcnow()
+    for notice in waiting:
+        organisation = await _organisation(session, str(notice.organisation_id))
         for email in await organisation_recipients(session, organisation):
             await mail.enqueue(
                 session, settings, kind="security_incident", to=email, subject=subject, text=text
             )
-        session.add(IncidentNotice(incident_id=incident.id, organisation_id=organisation.id))
-        await _log(session, current, organisation, "operator.incident", title)
+        notice.notified_at = now
+        await _log(session, current, organisation, "operator.incident_notice", incident.title)
     await session.flush()
-    return incident
+    return len(waiting)
 
 
-async def incidents(session: AsyncSession) -> list[tuple[SecurityIncident, int]]:
+@dataclass(frozen=True)
+class IncidentRow:
+    incident: SecurityIncident
+    affected: int
+    notified: int
+    notify_by: datetime
+
+    @property
+    def waiting(self) -> int:
+        return self.affected - self.notified
+
+    def overdue(self, now: datetime) -> bool:
+        """Detected more than 48 hours ago, and an affected organisation still not notified."""
+        return self.waiting > 0 and now > self.notify_by
+
+
+async def incidents(session: AsyncSession) -> list[IncidentRow]:
+    """Every recorded incident, newest first, with the 48-hour notification window."""
     rows = await session.execute(
-        select(SecurityIncident, func.count(IncidentNotice.id))
+        select(
+            SecurityIncident,
+            func.count(IncidentNotice.id),
+            func.count(IncidentNotice.notified_at),
+        )
         .outerjoin(IncidentNotice, IncidentNotice.incident_id == SecurityIncident.id)
         .group_by(SecurityIncident.id)
-        .order_by(SecurityIncident.recorded_at.desc())
+        .order_by(SecurityIncident.detected_at.desc(), SecurityIncident.recorded_at.desc())
     )
-    return [(incident, count) for incident, count in rows.all()]
+    return [
+        IncidentRow(incident, affected, notified, incident.detected_at + INCIDENT_NOTICE_WINDOW)
+        for incident, affected, notified in rows.all()
+    ]
 
 
 async def events(session: AsyncSession, limit: int = 200) -> list[OperatorEvent]:
@@ -560,3 +632,204 @@ async def log_billing(
         )
     )
     await session.flush()
+
+
+def _line(value: str, field: str, longest: int, message: str, *, required: bool = True) -> str:
+    """One line of the operator's text: trimmed, bounded, no control or formatting characters."""
+    value = value.strip()
+    if (required and not value) or len(value) > longest:
+        raise InvalidInput(message, field=field)
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in value):
+        raise InvalidInput(N_("Remove the control characters."), field=field)
+    return value
+
+
+def country_name(code: str, language: str) -> str:
+    """The country of an ISO 3166-1 code in the language of the page."""
+    return str(Locale.parse(language).territories.get(code, code))
+
+
+def _country(value: str) -> str:
+    code = value.strip().upper()
+    if not (len(code) == 2 and code.isascii() and code.isalpha()) or code not in COUNTRIES:
+        raise InvalidInput(
+            N_("Give the country as a two-letter code (CZ, DE, IE…)."), field="country"
+        )
+    return code
+
+
+COUNTRIES = frozenset(str(code) for code in Locale("en").territories if len(str(code)) == 2)
+
+
+@dataclass(frozen=True)
+class SubProcessorData:
+    name: str
+    purpose_cs: str
+    purpose_en: str
+    country: str
+
+    def cleaned(self) -> "SubProcessorData":
+        purpose = N_("Say what it does, in Czech and English (at most 500 characters).")
+        name = N_("Name the sub-processor (at most 200 characters).")
+        return SubProcessorData(
+            name=_line(self.name, "name", 200, name),
+            purpose_cs=_line(self.purpose_cs, "purpose_cs", 500, purpose),
+            purpose_en=_line(self.purpose_en, "purpose_en", 500, purpose),
+            country=_country(self.country),
+        )
+
+
+def _record_change(processor: SubProcessor, change: str, effective_on: date) -> SubProcessorChange:
+    return SubProcessorChange(
+        sub_processor_id=processor.id,
+        change=change,
+        effective_on=effective_on,
+        name=processor.name,
+        purpose_cs=processor.purpose_cs,
+        purpose_en=processor.purpose_en,
+        country=processor.country,
+    )
+
+
+async def add_sub_processor(
+    session: AsyncSession,
+    settings: Settings,
+    current: CurrentOperator,
+    data: SubProcessorData,
+    effective_on: date,
+) -> SubProcessor:
+    """Add a sub-processor from a day at least 15 days ahead, and tell every organisation now."""
+    data = data.cleaned()
+    today = deadlines.local_date(utcnow())
+    if effective_on < today + timedelta(days=SUB_PROCESSOR_NOTICE_DAYS):
+        raise InvalidInput(
+            N_(
+                "A new sub-processor can take effect at the earliest 15 days after it is announced."
+            ),
+            field="effective_on",
+        )
+    processor = SubProcessor(**asdict(data), effective_on=effective_on)
+    session.add(processor)
+    await session.flush()
+    session.add(_record_change(processor, "added", effective_on))
+    subject, text = render_mail(
+        "sub_processor_announced",
+        sub_processor=data.name,
+        purpose_cs=data.purpose_cs,
+        purpose_en=data.purpose_en,
+        country_cs=country_name(data.country, "cs"),
+        country_en=country_name(data.country, "en"),
+        effective_on=effective_on.strftime("%d. %m. %Y"),
+        link=f"{settings.public_url.rstrip('/')}/sub-processors",
+    )
+    await _announce(session, settings, "sub_processor_announced", subject, text)
+    await _log(session, current, None, "operator.sub_processor_added", data.name)
+    await session.flush()
+    return processor
+
+
+async def _sub_processor(session: AsyncSession, sub_processor_id: str) -> SubProcessor:
+    try:
+        key = uuid.UUID(sub_processor_id)
+    except ValueError:
+        raise NotFound(N_("No such sub-processor.")) from None
+    processor = await session.get(SubProcessor, key, with_for_update=True)
+    if processor is None or processor.removed_on is not None:
+        raise NotFound(N_("No such sub-processor."))
+    return processor
+
+
+async def change_sub_processor(
+    session: AsyncSession, current: CurrentOperator, sub_processor_id: str, data: SubProcessorData
+) -> SubProcessor:
+    """Correct a listed sub-processor's name, purpose or country, as of today."""
+    data = data.cleaned()
+    processor = await _sub_processor(session, sub_processor_id)
+    if all(getattr(processor, name) == value for name, value in asdict(data).items()):
+        raise Conflict(N_("Nothing changed."), code="unchanged")
+    for name, value in asdict(data).items():
+        setattr(processor, name, value)
+    session.add(_record_change(processor, "changed", deadlines.local_date(utcnow())))
+    await _log(session, current, None, "operator.sub_processor_changed", data.name)
+    await session.flush()
+    return processor
+
+
+async def remove_sub_processor(
+    session: AsyncSession, current: CurrentOperator, sub_processor_id: str
+) -> SubProcessor:
+    """Stop using a sub-processor from today; it stays in the history."""
+    processor = await _sub_processor(session, sub_processor_id)
+    processor.removed_on = deadlines.local_date(utcnow())
+    session.add(_record_change(processor, "removed", processor.removed_on))
+    await _log(session, current, None, "operator.sub_processor_removed", processor.name)
+    await session.flush()
+    return processor
+
+
+async def sub_processors(session: AsyncSession) -> list[SubProcessor]:
+    """Every sub-processor not removed, in effect or announced, by the day it took effect."""
+    return list(
+        await session.scalars(
+            select(SubProcessor)
+            .where(SubProcessor.removed_on.is_(None))
+            .order_by(SubProcessor.effective_on, SubProcessor.name)
+        )
+    )
+
+
+async def sub_processor_changes(session: AsyncSession) -> list[SubProcessorChange]:
+    """The history of the list, newest first."""
+    return list(
+        await session.scalars(
+            select(SubProcessorChange).order_by(
+                SubProcessorChange.recorded_at.desc(), SubProcessorChange.effective_on.desc()
+            )
+        )
+    )
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_PHONE = re.compile(r"\+?[0-9][0-9 ]{2,29}")
+
+
+async def service_contact(session: AsyncSession) -> ServiceContact | None:
+    """The support contact and status line, if the operator has set them."""
+    return await session.get(ServiceContact, 1)
+
+
+async def save_service_contact(
+    session: AsyncSession,
+    current: CurrentOperator,
+    *,
+    support_email: str,
+    support_phone: str,
+    status_cs: str,
+    status_en: str,
+) -> ServiceContact:
+    """Set the support contact and the status line of every page and organisation's mail."""
+    wrong_email = N_("Enter the support e-mail address.")
+    support_email = _line(support_email, "support_email", 254, wrong_email, required=False)
+    if support_email and not _EMAIL.fullmatch(support_email):
+        raise InvalidInput(wrong_email, field="support_email")
+    wrong_phone = N_("Enter the support phone number as digits, e.g. +420 123 456 789.")
+    support_phone = _line(support_phone, "support_phone", 40, wrong_phone, required=False)
+    if support_phone and not _PHONE.fullmatch(support_phone):
+        raise InvalidInput(wrong_phone, field="support_phone")
+    status = N_("Keep the status line to one line of at most 200 characters.")
+    values = {
+        "support_email": support_email,
+        "support_phone": support_phone,
+        "status_cs": _line(status_cs, "status_cs", 200, status, required=False),
+        "status_en": _line(status_en, "status_en", 200, status, required=False),
+    }
+    contact = await session.get(ServiceContact, 1, with_for_update=True)
+    if contact is None:
+        contact = ServiceContact(id=1)
+        session.add(contact)
+    for name, value in values.items():
+        setattr(contact, name, value)
+    contact.updated_at = utcnow()
+    await _log(session, current, None, "operator.service_contact", values["status_cs"])
+    await session.flush()
+    return contact
