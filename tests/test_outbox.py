@@ -4,6 +4,7 @@ import asyncio
 import logging
 from collections import Counter
 from datetime import timedelta
+from types import SimpleNamespace
 
 import aiosmtplib
 import httpx
@@ -17,6 +18,7 @@ from app.main import create_app
 from app.models.base import utcnow
 from app.models.outbox import OutboxMail
 from app.services import mail
+from app.templating import render_mail
 from tests.factories import register
 from tests.smtp import SMTPServer
 
@@ -75,6 +77,34 @@ async def test_queued_mail_is_delivered_and_then_erased(
     assert row.sealed_message is None
     assert row.leased_until is None
     assert row.attempts == 0
+
+
+# Real mails whose subjects Python's default folding used to close up ("VysočinaNováček").
+@pytest.mark.parametrize(
+    ("template", "name"),
+    [
+        ("member_added", "Strojírny Vysočina Nováček a.s."),
+        ("new_report", "Základní škola Nováček, příspěvková organizace"),
+    ],
+)
+async def test_a_long_czech_subject_arrives_with_every_space_between_its_words(
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    smtp_server: SMTPServer,
+    template: str,
+    name: str,
+) -> None:
+    settings = smtp_settings(settings, smtp_server.port)
+    subject, text = render_mail(template, organisation=SimpleNamespace(name=name), link="-")
+    async with sessionmaker() as session, session.begin():
+        await mail.enqueue(session, settings, kind="test", to=TO, subject=subject, text=text)
+
+    assert await mail.deliver_due(sessionmaker, settings) == 1
+
+    [message] = smtp_server.messages
+    assert f"organizace {name}" in subject or f"organizaci {name}" in subject
+    assert len(subject) > 78
+    assert message["Subject"] == subject
 
 
 async def test_nothing_is_sent_when_nothing_is_due(
