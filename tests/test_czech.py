@@ -18,7 +18,7 @@ def _entries() -> list[tuple[str, str]]:
     """(English, Czech) for every translated form: a plural's English form is its singular."""
     with (LOCALE_DIR / "cs" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
         catalog = read_po(handle, locale="cs")
-    entries = []
+    entries: list[tuple[str, str]] = []
     for message in catalog:
         if not message.id:
             continue
