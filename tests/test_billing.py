@@ -1052,21 +1052,22 @@ async def test_billing_mails_are_written_in_czech_and_english(
     until = subscription.paid_until.strftime("%d. %m. %Y")
     expected = {
         "Proforma invoice": (
-            f"Vystavili jsme zálohovou fakturu {numbers['proforma']} pro {organisation.name}",
+            f"Vystavili jsme zálohovou fakturu {numbers['proforma']} "
+            f"pro organizaci {organisation.name}",
             f"We issued proforma invoice {numbers['proforma']} to {organisation.name}",
         ),
         "Payment received": (
-            f"Přijali jsme platbu 5 929,00 Kč od {organisation.name}. "
+            f"Od organizace {organisation.name} jsme přijali platbu 5 929,00 Kč. "
             f"Tarif je zaplacen do {until} včetně.",
-            f"We received the payment of 5 929,00 Kč from {organisation.name}. "
-            f"The plan is paid until {until} inclusive.",
+            f"We received the payment of 5 929,00 Kč from {organisation.name}; "
+            f"the plan is paid until {until} inclusive.",
         ),
         f"Invoice {numbers['invoice']} is ready": (
-            f"Faktura {numbers['invoice']} za platbu {organisation.name} je připravena",
+            f"Faktura {numbers['invoice']} za platbu organizace {organisation.name} je připravena",
             f"Invoice {numbers['invoice']} for the payment of {organisation.name} is ready",
         ),
         "Your plan ends on": (
-            f"Placený tarif {organisation.name} končí {until} a sám se neprodlouží.",
+            f"Placený tarif organizace {organisation.name} končí {until} a sám se neprodlouží.",
             f"The paid plan of {organisation.name} ends on {until} and does not renew",
         ),
     }

@@ -5,6 +5,7 @@ import logging
 import uuid
 from collections import Counter
 from datetime import timedelta
+from types import SimpleNamespace
 
 import aiosmtplib
 import httpx
@@ -18,6 +19,7 @@ from app.main import create_app
 from app.models.base import utcnow
 from app.models.outbox import OutboxMail
 from app.services import mail
+from app.templating import render_mail
 from tests.factories import register
 from tests.smtp import SMTPServer
 
@@ -76,6 +78,34 @@ async def test_queued_mail_is_delivered_and_then_deleted(
     assert message.get_body(("html",)).get_content().strip() == HTML  # type: ignore[union-attr]
     assert smtp_server.envelopes[0].rcpt_tos == [TO]
     assert await find(sessionmaker, mail_id) is None
+
+
+# Real mails whose subjects Python's default folding used to close up ("VysočinaNováček").
+@pytest.mark.parametrize(
+    ("template", "name"),
+    [
+        ("member_added", "Strojírny Vysočina Nováček a.s."),
+        ("new_report", "Základní škola Nováček, příspěvková organizace"),
+    ],
+)
+async def test_a_long_czech_subject_arrives_with_every_space_between_its_words(
+    sessionmaker: Sessionmaker,
+    settings: Settings,
+    smtp_server: SMTPServer,
+    template: str,
+    name: str,
+) -> None:
+    settings = smtp_settings(settings, smtp_server.port)
+    subject, text = render_mail(template, organisation=SimpleNamespace(name=name), link="-")
+    async with sessionmaker() as session, session.begin():
+        await mail.enqueue(session, settings, kind="test", to=TO, subject=subject, text=text)
+
+    assert await mail.deliver_due(sessionmaker, settings) == 1
+
+    [message] = smtp_server.messages
+    assert f"organizace {name}" in subject or f"organizaci {name}" in subject
+    assert len(subject) > 78
+    assert message["Subject"] == subject
 
 
 async def test_nothing_is_sent_when_nothing_is_due(
