@@ -105,7 +105,7 @@ def test_an_organisation_name_follows_the_word_organizace_or_a_dash() -> None:
         if NAME not in english:
             continue
         for match in re.finditer(re.escape(NAME), czech):
-            if not re.search(r"(organizac\w*|–) $", czech[: match.start()], re.IGNORECASE):
+            if not re.search(r"(organizac\w*:?|–) $", czech[: match.start()], re.IGNORECASE):
                 bare.append(czech)
     assert bare == []
 
