@@ -27,7 +27,7 @@ from app.routers.uploads import rate_limit, read_form, read_submission
 from app.schemas.report import CATEGORIES, RELATIONSHIPS, MessageCreate, ReportCreate
 from app.services import attachments, deadlines, keys, registration, reports
 from app.services.ratelimit import RateLimiter
-from app.templating import render
+from app.templating import render, request_language, url_in_language
 from app.vocabulary import OUTCOME_LABELS, STATUS_LABELS
 
 router = APIRouter(include_in_schema=False)
@@ -280,6 +280,12 @@ async def organisation_tracking_form(
     return _tracking_page(request, organisation)
 
 
+def _in_language(request: Request, link: str) -> str:
+    """A tracking link that opens the page in the language it was shown in."""
+    page, _, code = link.partition("#")
+    return f"{url_in_language(page, request_language(request))}#{code}"
+
+
 def _refund_submission(request: Request) -> None:
     """A refused form is no report: only accepted reports count against the hourly limit."""
     limiter: RateLimiter = request.app.state.rate_limiter
@@ -351,8 +357,8 @@ async def submit_report(
         {
             "organisation": organisation,
             "tracking_code": submitted.tracking_code,
-            "tracking_url": reports.tracking_url(
-                settings, submitted.tracking_code, organisation.slug
+            "tracking_url": _in_language(
+                request, reports.tracking_url(settings, submitted.tracking_code, organisation.slug)
             ),
             "received_on": deadlines.local_date(submitted.report.received_at),
             "report": submitted.report,
