@@ -307,10 +307,10 @@ async def submit_report(
     if unavailable is not None:
         return unavailable
     if too_large is not None:
-        errors = {"form": too_large.message}
         return _form_page(
-            request, settings, organisation, errors=errors, files_dropped=True, status_code=413
-        )
+            request, settings, organisation, errors={"form": too_large.message},
+            files_dropped=True, status_code=413,
+        )  # fmt: skip
     values = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     files_dropped = any(isinstance(v, UploadFile) and v.filename for _, v in form.multi_items())
 
@@ -323,10 +323,9 @@ async def submit_report(
     try:
         rate_limit(request, "submit", settings.submissions_per_hour, 3600)
     except RateLimited as exc:
-        errors = {"form": N_("Too many reports were sent from your connection in the last hour, "
-                             "so this one was not sent. Send it again in a while (at most an "
-                             "hour).")}  # fmt: skip
-        return refused(errors, 429, headers={"Retry-After": str(exc.retry_after)})
+        limited = N_("Too many reports were sent from your connection in the last hour, so this "
+                     "one was not sent. Send it again in a while (at most an hour).")  # fmt: skip
+        return refused({"form": limited}, 429, headers={"Retry-After": str(exc.retry_after)})
     errors: dict[str, str] = {}
     if values.get("website") or _filled_too_fast(settings, values.get("started", "")):
         # A bot: the honeypot field was filled, or the form came back faster than anyone types.
