@@ -227,7 +227,9 @@ MATRIX: dict[tuple[str, str], Call] = {
     # The whistleblower: the tracking code is the only key.
     ("GET", "/track"): Call(everyone(200)),
     ("POST", "/track"): Call(code_holder(200, 404), form={}),
-    ("GET", "/track/{code}"): Call(code_holder(200, 404)),
+    # An old tracking link only fills the code into the form: it opens nothing by itself.
+    ("GET", "/track/{code}"): Call(everyone(200)),
+    ("GET", "/{slug}/track"): Call(everyone(200)),
     ("POST", "/track/messages"): Call(code_holder(200, 404), form={"body": "More facts."}),
     ("POST", "/track/files/{attachment_id}"): Call(code_holder(200, 404), form={}),
     ("GET", "/api/v1/public/reports/self"): Call(code_holder(200, 422)),

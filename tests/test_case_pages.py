@@ -462,7 +462,7 @@ async def test_recorded_report_opens_a_case_and_shows_the_tracking_code_once(
     assert response.headers["cache-control"] == "no-store"
     code = re.search(r'id="tracking-code">([^<]+)<', response.text)
     assert code is not None
-    assert f"/track/{code.group(1)}" in response.text
+    assert f"/track#{code.group(1)}" in response.text
     assert "-0002" in response.text
     link = re.search(r'href="(/cases/[^"?]+)\?lang=en" id="case-link"', response.text)
     assert link is not None

@@ -42,7 +42,7 @@ async def test_submission_answers_a_tracking_code_link_and_date(
     assert normalised is not None
     assert len(normalised) * 5 >= 128  # bits of secret
     assert re.fullmatch(r"([2-9A-Z]{4}-)+[2-9A-Z]{1,4}", code)
-    assert body["tracking_url"] == f"http://testserver/track/{code}"
+    assert body["tracking_url"] == f"http://testserver/track#{code}"
     assert body["received_at"]
 
 
@@ -387,7 +387,7 @@ async def test_tracking_link_and_message_form(
     client: httpx.AsyncClient, organisation: dict[str, str]
 ) -> None:
     code = (await submit(client, organisation["slug"]))["tracking_code"]
-    page = await client.get(f"/track/{code}?lang=en")
+    page = await client.post("/track?lang=en", data={"code": code})
     assert page.status_code == 200
     assert "No messages yet." in page.text
     sent = await client.post(
@@ -461,3 +461,58 @@ async def test_html_form_of_a_blocked_organisation_takes_no_report(
     assert 'id="tracking-code"' not in sent.text
     async with sessionmaker() as session:
         assert await session.scalar(select(Report)) is None
+
+
+async def test_after_an_error_the_form_says_attached_files_must_be_attached_again(
+    client: httpx.AsyncClient, settings: Settings, organisation: dict[str, str]
+) -> None:
+    response = await client.post(
+        f"/{organisation['slug']}?lang=en",
+        data=_form_fields(settings, description=""),
+        files={"files": ("invoice.txt", b"Invoice 4711", "text/plain")},
+    )
+    assert response.status_code == 422
+    assert "The files you attached were not kept: attach them again" in response.text
+    without_files = await client.post(
+        f"/{organisation['slug']}?lang=en", data=_form_fields(settings, description="")
+    )
+    assert "attach them again" not in without_files.text
+
+
+async def test_the_submission_limit_counts_accepted_reports_not_refused_forms(
+    client: httpx.AsyncClient, settings: Settings, organisation: dict[str, str]
+) -> None:
+    url = f"/{organisation['slug']}?lang=en"
+    for _ in range(settings.submissions_per_hour + 2):
+        refused = await client.post(url, data=_form_fields(settings, description=""))
+        assert refused.status_code == 422
+    for _ in range(settings.submissions_per_hour):
+        accepted = await client.post(url, data=_form_fields(settings, description=DESCRIPTION))
+        assert accepted.status_code == 201
+    limited = await client.post(url, data=_form_fields(settings, description="One more case."))
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) > 0
+    assert "Too many reports were sent from your connection" in limited.text
+    # The answer is the organisation's form again, with what was written.
+    assert f'action="/{organisation["slug"]}?lang=en"' in limited.text
+    assert "One more case." in limited.text
+
+
+async def test_a_form_caught_as_a_bot_also_names_the_real_field_errors(
+    client: httpx.AsyncClient, settings: Settings, organisation: dict[str, str]
+) -> None:
+    too_fast = await client.post(
+        f"/{organisation['slug']}?lang=en",
+        data={"started": _form_token(settings, int(time.time())), "description": "",
+              "email": "not-mail"},
+    )  # fmt: skip
+    assert too_fast.status_code == 422
+    assert "The form could not be sent. Wait a moment" in too_fast.text
+    assert '<a href="#description">Describe what happened' in too_fast.text
+    assert '<a href="#email">Enter a valid e-mail address' in too_fast.text
+    honeypot = await client.post(
+        f"/{organisation['slug']}?lang=en",
+        data=_form_fields(settings, description="x", anonymous="false", website="http://spam"),
+    )
+    assert "The form could not be sent" in honeypot.text
+    assert '<a href="#name">Give your name, or choose to stay anonymous.' in honeypot.text

@@ -1,7 +1,9 @@
 """The whistleblower's pages: the report form, the receipt, and the tracking pages.
 
-They work without JavaScript and without cookies. The tracking code travels in form bodies or in
-the tracking link's path, which nothing logs (the server runs without an access log).
+They work without JavaScript and without cookies. The tracking code travels only in form bodies:
+a tracking link carries it in the address's fragment (`/track#CODE`), which browsers never send,
+and static/track.js moves it into the form. An organisation's form, tracking pages and the cases
+opened there may be framed by the origins the organisation allowed for its form.
 """
 
 import hmac
@@ -11,19 +13,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import UploadFile
 
 from app.bodylimit import takes_files
 from app.config import Settings
 from app.db import SessionDep
 from app.deps import SettingsDep
-from app.errors import AppError, InvalidInput, TooLarge
+from app.errors import AppError, InvalidInput, RateLimited, TooLarge
 from app.headers import content_security_policy
 from app.i18n import N_
 from app.models import Organisation
 from app.routers.uploads import rate_limit, read_form, read_submission
 from app.schemas.report import CATEGORIES, RELATIONSHIPS, MessageCreate, ReportCreate
 from app.services import attachments, deadlines, keys, registration, reports
-from app.templating import render
+from app.services.ratelimit import RateLimiter
+from app.templating import render, request_language, url_in_language
+from app.vocabulary import OUTCOME_LABELS, STATUS_LABELS
 
 router = APIRouter(include_in_schema=False)
 FORM_FIELDS = {"started", "website"}
@@ -53,7 +58,9 @@ def _form_page(
     *,
     values: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
+    files_dropped: bool = False,
     status_code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     return render(
         request,
@@ -62,6 +69,7 @@ def _form_page(
             "organisation": organisation,
             "values": values or {"anonymous": "true"},
             "errors": errors or {},
+            "files_dropped": files_dropped,
             "categories": CATEGORIES,
             "relationships": RELATIONSHIPS,
             "started": _form_token(settings, int(time.time())),
@@ -70,13 +78,19 @@ def _form_page(
             "external_channel": EXTERNAL_CHANNEL,
         },
         status_code=status_code,
-        headers=_frame_headers(organisation),
+        headers={**_frame_headers(organisation), **(headers or {})},
     )
 
 
-def _frame_headers(organisation: Organisation) -> dict[str, str]:
-    """The form may be framed exactly by the origins the organisation allowed."""
-    return {"Content-Security-Policy": content_security_policy(organisation.allowed_embed_origins)}
+def _frame_headers(organisation: Organisation | None) -> dict[str, str]:
+    """An organisation's pages may be framed exactly by the origins it allowed for its form."""
+    origins = organisation.allowed_embed_origins if organisation else ()
+    return {"Content-Security-Policy": content_security_policy(origins)}
+
+
+def _tracking_headers(organisation: Organisation | None) -> dict[str, str]:
+    # Set here because /{slug}/track is not under /track, where the middleware sets it.
+    return {**_frame_headers(organisation), "Referrer-Policy": "no-referrer"}
 
 
 async def _receiving_organisation(
@@ -98,19 +112,51 @@ async def _receiving_organisation(
     return organisation, None
 
 
+def _tracking_page(
+    request: Request,
+    organisation: Organisation | None,
+    *,
+    code: str = "",
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The page where the whistleblower enters the code (it may arrive in the link's fragment)."""
+    return render(
+        request,
+        "public/track.html",
+        {"organisation": organisation, "code": code, "error": error},
+        status_code=status_code,
+        headers=_tracking_headers(organisation),
+    )
+
+
+async def _tracking_organisation(session: SessionDep, slug: str) -> Organisation | None:
+    """The organisation whose tracking page was used, for its framing rules; None if unknown."""
+    if not slug:
+        return None
+    try:
+        return await registration.find_organisation(session, slug)
+    except AppError:
+        return None
+
+
 @router.get("/track", response_class=HTMLResponse)
 async def tracking_form(request: Request) -> HTMLResponse:
-    return render(request, "public/track.html", {"error": None})
+    return _tracking_page(request, None)
 
 
 async def _case_page(
-    request: Request, session: SessionDep, settings: Settings, code: str
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    code: str,
+    organisation: Organisation | None = None,
 ) -> HTMLResponse:
     rate_limit(request, "lookup", settings.lookups_per_10_minutes, 600)
     try:
         opened = await reports.open_by_code(session, settings, code)
     except AppError as exc:
-        return render(request, "public/track.html", {"error": exc.message}, status_code=404)
+        return _tracking_page(request, organisation, error=exc.message, status_code=404)
     return await _render_case(request, session, settings, opened, code)
 
 
@@ -131,8 +177,14 @@ async def _render_case(
         "public/case.html",
         {
             "view": view,
+            "case": opened.report,
             "code": code,
             "received_on": deadlines.local_date(view.received_at),
+            "decided_on": deadlines.local_date(opened.report.decided_at)
+            if opened.report.decided_at
+            else None,
+            "status_labels": STATUS_LABELS,
+            "outcome_labels": OUTCOME_LABELS,
             "categories": CATEGORIES,
             "relationships": RELATIONSHIPS,
             "notice": notice,
@@ -140,6 +192,7 @@ async def _render_case(
             "max_files": settings.max_files,
         },
         status_code=status_code,
+        headers=_tracking_headers(opened.organisation),
     )
 
 
@@ -149,15 +202,17 @@ async def open_case(
     session: SessionDep,
     settings: SettingsDep,
     code: Annotated[str, Form(max_length=100)] = "",
+    organisation: Annotated[str, Form(max_length=100)] = "",
 ) -> HTMLResponse:
-    return await _case_page(request, session, settings, code)
+    framing = await _tracking_organisation(session, organisation)
+    return await _case_page(request, session, settings, code, framing)
 
 
 @router.get("/track/{code}", response_class=HTMLResponse)
-async def open_case_by_link(
-    code: str, request: Request, session: SessionDep, settings: SettingsDep
-) -> HTMLResponse:
-    return await _case_page(request, session, settings, code[:100])
+async def open_case_by_link(code: str, request: Request) -> HTMLResponse:
+    """An old tracking link: the code goes into the form, out of the address, and is not looked
+    up here, so a link preview opens nothing and the case never answers a GET."""
+    return _tracking_page(request, None, code=code[:100])
 
 
 @router.post("/track/messages", response_class=HTMLResponse)
@@ -173,7 +228,7 @@ async def write_message(request: Request, session: SessionDep, settings: Setting
     try:
         opened = await reports.open_by_code(session, settings, code)
     except AppError as exc:
-        return render(request, "public/track.html", {"error": exc.message}, status_code=404)
+        return _tracking_page(request, None, error=exc.message, status_code=404)
     if data is None:
         return await _render_case(
             request, session, settings, opened, code, error=error, status_code=422
@@ -216,6 +271,27 @@ async def report_form(
     return unavailable or _form_page(request, settings, organisation)
 
 
+@router.get("/{slug}/track", response_class=HTMLResponse)
+async def organisation_tracking_form(
+    slug: str, request: Request, session: SessionDep
+) -> HTMLResponse:
+    """The tracking page reached from an organisation's form: framable where the form is."""
+    organisation = await registration.find_organisation(session, slug)
+    return _tracking_page(request, organisation)
+
+
+def _in_language(request: Request, link: str) -> str:
+    """A tracking link that opens the page in the language it was shown in."""
+    page, _, code = link.partition("#")
+    return f"{url_in_language(page, request_language(request))}#{code}"
+
+
+def _refund_submission(request: Request) -> None:
+    """A refused form is no report: only accepted reports count against the hourly limit."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.refund("submit", request.client.host if request.client else "unknown")
+
+
 @router.post("/{slug}", response_class=HTMLResponse)
 @takes_files
 async def submit_report(
@@ -230,41 +306,59 @@ async def submit_report(
     organisation, unavailable = await _receiving_organisation(request, session, slug)
     if unavailable is not None:
         return unavailable
-    rate_limit(request, "submit", settings.submissions_per_hour, 3600)
     if too_large is not None:
-        errors = {"form": too_large.message}
-        return _form_page(request, settings, organisation, errors=errors, status_code=413)
+        return _form_page(
+            request, settings, organisation, errors={"form": too_large.message},
+            files_dropped=True, status_code=413,
+        )  # fmt: skip
     values = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    files_dropped = any(isinstance(v, UploadFile) and v.filename for _, v in form.multi_items())
+
+    def refused(errors: dict[str, str], status_code: int = 422, **kwargs: Any) -> HTMLResponse:
+        return _form_page(
+            request, settings, organisation, values=values, errors=errors,
+            files_dropped=files_dropped, status_code=status_code, **kwargs,
+        )  # fmt: skip
+
+    try:
+        rate_limit(request, "submit", settings.submissions_per_hour, 3600)
+    except RateLimited as exc:
+        limited = N_("Too many reports were sent from your connection in the last hour, so this "
+                     "one was not sent. Send it again in a while (at most an hour).")  # fmt: skip
+        return refused({"form": limited}, 429, headers={"Retry-After": str(exc.retry_after)})
+    errors: dict[str, str] = {}
     if values.get("website") or _filled_too_fast(settings, values.get("started", "")):
         # A bot: the honeypot field was filled, or the form came back faster than anyone types.
-        errors = {"form": N_("The form could not be sent. Wait a moment and send it again.")}
-        return _form_page(
-            request, settings, organisation, values=values, errors=errors, status_code=422
-        )
+        # The fields are still checked, so a person caught here learns what else to correct.
+        errors["form"] = N_("The form could not be sent. Wait a moment and send it again.")
     try:
         data, files = await read_submission(
             request, settings, ReportCreate, form_fields=FORM_FIELDS
         )
+        reports.check_acceptance(organisation, data)
+    except RequestValidationError as exc:
+        errors |= {str(e["loc"][-1]): FIELD_HELP.get(str(e["loc"][-1]), N_("Check this field."))
+                   for e in exc.errors() if e.get("loc")}  # fmt: skip
+    except InvalidInput as exc:
+        errors[exc.field or "form"] = exc.message
+    if errors:
+        _refund_submission(request)
+        return refused(errors)
+    try:
         async with session.begin_nested():  # a refused file leaves no half-stored report
             submitted = await reports.submit_report(session, settings, organisation, data, files)
-    except RequestValidationError as exc:
-        errors = {str(e["loc"][-1]): FIELD_HELP.get(str(e["loc"][-1]), N_("Check this field."))
-                  for e in exc.errors() if e.get("loc")}  # fmt: skip
-        return _form_page(
-            request, settings, organisation, values=values, errors=errors, status_code=422
-        )
     except InvalidInput as exc:
-        errors = {exc.field or "form": exc.message}
-        return _form_page(
-            request, settings, organisation, values=values, errors=errors, status_code=422
-        )
+        _refund_submission(request)
+        return refused({exc.field or "form": exc.message})
     return render(
         request,
         "public/receipt.html",
         {
             "organisation": organisation,
             "tracking_code": submitted.tracking_code,
-            "tracking_url": reports.tracking_url(settings, submitted.tracking_code),
+            "tracking_url": _in_language(
+                request, reports.tracking_url(settings, submitted.tracking_code, organisation.slug)
+            ),
             "received_on": deadlines.local_date(submitted.report.received_at),
             "report": submitted.report,
             "email_given": bool(data.email),

@@ -58,8 +58,13 @@ class OpenedReport:
     report_key: bytes = field(repr=False)
 
 
-def tracking_url(settings: Settings, code: str) -> str:
-    return f"{settings.public_url.rstrip('/')}/track/{code}"
+def tracking_url(settings: Settings, code: str, slug: str | None = None) -> str:
+    """The tracking link; the code is in the fragment, which browsers never send to a server.
+
+    With a slug it is the organisation's tracking page, which may be framed where its form is.
+    """
+    page = f"/{slug}/track" if slug else "/track"
+    return f"{settings.public_url.rstrip('/')}{page}#{code}"
 
 
 def _tracking_hash(settings: Settings, normalised: str) -> bytes:
