@@ -20,7 +20,7 @@ from app.errors import Conflict, InvalidInput, KeyIntegrityFailure, NotFound, Un
 from app.i18n import N_
 from app.models import Invitation, Member, MemberSession, Membership, Organisation
 from app.models.base import utcnow
-from app.services import audit, billing, grants, keys, mail, passwords, rotation
+from app.services import audit, billing, exclusion, grants, keys, mail, passwords, rotation
 from app.services.auth import CurrentMember
 from app.templating import render_mail
 
@@ -215,6 +215,7 @@ async def remove_member(
         raise Conflict(N_("The last designated person cannot be removed."), code="last_member")
     if await rotation.in_progress(session, organisation.id):
         raise Conflict(grants.ROTATION_FIRST, code="key_rotation_in_progress")
+    await exclusion.release_member(session, organisation.id, member_id)
     job = None
     if membership.org_key_grant is not None:
         job = await rotation.start(
@@ -357,6 +358,9 @@ async def recover(
     )
     membership.next_org_key_grant = await rotation.recovered_grant(
         session, organisation, recovery_key, fresh.public_key, member.id
+    )
+    await exclusion.reseal_for_recovered(
+        session, organisation, recovery_key, member.id, fresh.public_key
     )
     await session.execute(delete(MemberSession).where(MemberSession.member_id == member.id))
     await audit.record(
