@@ -6,6 +6,8 @@ the tracking link's path, which nothing logs (the server runs without an access 
 
 import hmac
 import time
+from collections.abc import Collection
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -16,13 +18,13 @@ from app.bodylimit import takes_files
 from app.config import Settings
 from app.db import SessionDep
 from app.deps import SettingsDep
-from app.errors import AppError, InvalidInput, TooLarge
+from app.errors import AppError, Conflict, InvalidInput, TooLarge
 from app.headers import content_security_policy
 from app.i18n import N_
 from app.models import Organisation
 from app.routers.uploads import rate_limit, read_form, read_submission
-from app.schemas.report import CATEGORIES, RELATIONSHIPS, MessageCreate, ReportCreate
-from app.services import attachments, deadlines, keys, registration, reports
+from app.schemas.report import CATEGORIES, RELATIONSHIPS, MessageCreate, ReportSubmit
+from app.services import attachments, deadlines, exclusion, keys, registration, reports
 from app.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -54,12 +56,16 @@ def _form_page(
     values: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
+    persons: list[exclusion.Holder] | None = None,
+    excluded: Collection[str] = (),
 ) -> HTMLResponse:
     return render(
         request,
         "public/form.html",
         {
             "organisation": organisation,
+            "persons": persons or [],
+            "excluded": set(excluded),
             "values": values or {"anonymous": "true"},
             "errors": errors or {},
             "categories": CATEGORIES,
@@ -213,7 +219,10 @@ async def report_form(
     slug: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
     organisation, unavailable = await _receiving_organisation(request, session, slug)
-    return unavailable or _form_page(request, settings, organisation)
+    if unavailable is not None:
+        return unavailable
+    persons = await exclusion.listed_persons(session, settings, organisation)
+    return _form_page(request, settings, organisation, persons=persons)
 
 
 @router.post("/{slug}", response_class=HTMLResponse)
@@ -231,33 +240,38 @@ async def submit_report(
     if unavailable is not None:
         return unavailable
     rate_limit(request, "submit", settings.submissions_per_hour, 3600)
+    persons = await exclusion.listed_persons(session, settings, organisation)
+    page = partial(_form_page, request, settings, organisation, persons=persons)
     if too_large is not None:
-        errors = {"form": too_large.message}
-        return _form_page(request, settings, organisation, errors=errors, status_code=413)
+        return page(errors={"form": too_large.message}, status_code=413)
     values = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    page = partial(page, values=values, excluded=form.getlist("exclude"))
     if values.get("website") or _filled_too_fast(settings, values.get("started", "")):
         # A bot: the honeypot field was filled, or the form came back faster than anyone types.
         errors = {"form": N_("The form could not be sent. Wait a moment and send it again.")}
-        return _form_page(
-            request, settings, organisation, values=values, errors=errors, status_code=422
-        )
+        return page(errors=errors, status_code=422)
     try:
         data, files = await read_submission(
-            request, settings, ReportCreate, form_fields=FORM_FIELDS
+            request, settings, ReportSubmit, form_fields=FORM_FIELDS
         )
         async with session.begin_nested():  # a refused file leaves no half-stored report
-            submitted = await reports.submit_report(session, settings, organisation, data, files)
+            submitted = await reports.submit_report(
+                session, settings, organisation, data.content(), files,
+                exclude=data.exclude, name_excluded=data.name_excluded,
+            )  # fmt: skip
     except RequestValidationError as exc:
-        errors = {str(e["loc"][-1]): FIELD_HELP.get(str(e["loc"][-1]), N_("Check this field."))
+        errors = {str(e["loc"][0 if e["loc"][0] == "exclude" else -1]):
+                  FIELD_HELP.get(str(e["loc"][-1]), N_("Check this field."))
                   for e in exc.errors() if e.get("loc")}  # fmt: skip
-        return _form_page(
-            request, settings, organisation, values=values, errors=errors, status_code=422
-        )
+        return page(errors=errors, status_code=422)
     except InvalidInput as exc:
-        errors = {exc.field or "form": exc.message}
-        return _form_page(
-            request, settings, organisation, values=values, errors=errors, status_code=422
-        )
+        return page(errors={exc.field or "form": exc.message}, status_code=422)
+    except Conflict as exc:
+        if exc.code not in {"nobody_left", "exclusion_unavailable"}:
+            raise
+        # Nothing was stored: the form says so, with the external channel, and keeps the text.
+        errors = {"form": exc.message, "exclude": exc.message}
+        return page(errors=errors, status_code=exc.status_code)
     return render(
         request,
         "public/receipt.html",

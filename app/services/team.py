@@ -16,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crypto
 from app.config import Settings
-from app.errors import Conflict, InvalidInput, KeyIntegrityFailure, NotFound, Unauthorized
+from app.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    KeyIntegrityFailure,
+    NotFound,
+    Unauthorized,
+)
 from app.i18n import N_
 from app.models import Invitation, Member, MemberSession, Membership, Organisation
 from app.models.base import utcnow
@@ -41,6 +48,8 @@ class MemberRow:
     appointed_on: date | None
     instructed_on: date | None
     instruction_document: str
+    # The name the report form lists the person by, for excluding them from a report.
+    published_name: str = ""
 
 
 def _invitation_hash(settings: Settings, token: str) -> bytes:
@@ -66,6 +75,7 @@ async def list_members(
             appointed_on=membership.appointed_on,
             instructed_on=membership.instructed_on,
             instruction_document=membership.instruction_document,
+            published_name=membership.published_name,
         )
         for membership, email, public_key in rows
     ]
@@ -261,6 +271,32 @@ async def record_appointment(
         session,
         organisation_id=organisation.id,
         action="member.appointment",
+        member_id=actor.member.id,
+        detail=str(member_id),
+    )
+    await session.flush()
+
+
+async def set_published_name(
+    session: AsyncSession,
+    organisation: Organisation,
+    actor: CurrentMember,
+    member_id: uuid.UUID,
+    name: str,
+) -> None:
+    """The name the report form lists a person by; set by the person or by a key holder."""
+    own = await _membership(session, organisation, actor.member.id)
+    if member_id != actor.member.id and own.org_key_grant is None:
+        raise Forbidden(
+            N_("Only the person or a designated person who has access can change this name."),
+            code="no_grant",
+        )
+    membership = await _membership(session, organisation, member_id)
+    membership.published_name = name
+    await audit.record(
+        session,
+        organisation_id=organisation.id,
+        action="member.published_name",
         member_id=actor.member.id,
         detail=str(member_id),
     )
