@@ -395,3 +395,25 @@ async def test_the_html_form_excludes_without_javascript(
     await login(client, team["emails"][1])
     case = await client.get(f"/api/v1/cases/{report.id}", headers=REASON)
     assert case.json()["exclusion"] == {"count": 1, "names": [NAMES[0]]}
+
+
+async def test_a_recipient_who_regains_access_with_the_recovery_key_reads_it_again(
+    client: httpx.AsyncClient, team: dict[str, Any]
+) -> None:
+    await _submit_excluding(client, team, 0)
+    new_password = "a brand new long passphrase 2027"
+    recovered = await client.post(
+        "/api/v1/recovery",
+        json={
+            "organisation": team["slug"],
+            "email": team["emails"][1],
+            "recovery_key": team["recovery_key"],
+            "new_password": new_password,
+        },
+    )
+    assert recovered.status_code == 204, recovered.text
+    await login(client, team["emails"][1], new_password)
+    [item] = (await client.get("/api/v1/cases")).json()["items"]
+    case = await client.get(f"/api/v1/cases/{item['id']}", headers=REASON)
+    assert case.status_code == 200
+    assert case.json()["report"]["description"] == DESCRIPTION

@@ -178,7 +178,8 @@ async def organisation_statistics(
         for report in found
         if report.key_for_organisation is None and report.id not in access.sealed_for_member
     ]
-    found = [report for report in found if report not in withheld]
+    withheld_ids = {report.id for report in withheld}
+    found = [report for report in found if report.id not in withheld_ids]
     per_month = [0] * 12
     for report in withheld:
         per_month[deadlines.local_date(report.received_at).month - 1] += 1
