@@ -160,6 +160,7 @@ CASE_ACTION_LABELS: dict[str, str] = {
     "case.summary": N_("Wrote the summary for the register"),
     "case.legal_hold": N_("Put the case on legal hold"),
     "case.legal_hold_released": N_("Released the legal hold"),
+    "case.share": N_("Let a colleague read the case"),
 }
 AUDIT_ACTION_LABELS: dict[str, str] = {
     **CASE_ACTION_LABELS,
@@ -170,6 +171,7 @@ AUDIT_ACTION_LABELS: dict[str, str] = {
     "member.grant": N_("Granted access to the reports"),
     "member.remove": N_("Removed a designated person"),
     "member.appointment": N_("Recorded an appointment"),
+    "member.published_name": N_("Changed the name on the report form"),
     "member.recover": N_("Restored access with the recovery key"),
     "key.rotate": N_("Started changing the organisation key"),
     "key.rotated": N_("Finished changing the organisation key"),

@@ -196,6 +196,7 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("GET", "/{slug}/info"): Call(everyone(200)),
     ("POST", "/{slug}"): Call(everyone(422), form={"description": ""}),
     ("POST", "/api/v1/organisations"): Call(everyone(422), json={}),
+    ("GET", "/api/v1/public/{slug}/designated-persons"): Call(everyone(200)),
     ("POST", "/api/v1/public/{slug}/reports"): Call(
         everyone(201), json={"description": "Another report."}
     ),
@@ -282,6 +283,10 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("POST", "/api/v1/cases/{case_id}/extend"): Call(member_api(200), json={"reason": "Complex."}),
     ("POST", "/api/v1/cases/{case_id}/messages"): Call(member_api(201), json=BODY),
     ("POST", "/api/v1/cases/{case_id}/notes"): Call(member_api(201), json=BODY),
+    # Sharing a case every designated person reads already: 409, the check of access passed.
+    ("POST", "/api/v1/cases/{case_id}/recipients"): Call(
+        member_api(409), json={"member_id": "00000000-0000-0000-0000-000000000001"}
+    ),
     ("POST", "/api/v1/cases/{case_id}/record-comments"): Call(member_api(409), json=BODY),
     ("POST", "/api/v1/cases/{case_id}/identity"): Call(member_api(200), json={"name": "Jan"}),
     ("POST", "/api/v1/cases/{case_id}/meeting"): Call(
@@ -305,6 +310,9 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("POST", "/cases/{case_id}/extend"): Call(member_page(303), form={"reason": "Complex."}),
     ("POST", "/cases/{case_id}/messages"): Call(member_page(303), form=BODY),
     ("POST", "/cases/{case_id}/notes"): Call(member_page(303), form=BODY),
+    ("POST", "/cases/{case_id}/recipients"): Call(
+        member_page(409), form={"member_id": "00000000-0000-0000-0000-000000000001"}
+    ),
     ("POST", "/cases/{case_id}/record-comments"): Call(member_page(409), form=BODY),
     ("POST", "/cases/{case_id}/triage"): Call(member_page(303), form={}),
     ("POST", "/cases/{case_id}/summary"): Call(
@@ -358,6 +366,12 @@ MATRIX: dict[tuple[str, str], Call] = {
     ),
     ("POST", "/organisations/{slug}/team/{member_id}/appointment"): Call(
         member_page(303), form={"appointed_on": "2026-01-05"}
+    ),
+    ("PUT", "/api/v1/organisations/{slug}/members/{member_id}/published-name"): Call(
+        member_api(204), json={"published_name": "Mgr. Jana Příslušná"}
+    ),
+    ("POST", "/organisations/{slug}/team/{member_id}/published-name"): Call(
+        member_page(303), form={"name": "Mgr. Jana Příslušná"}
     ),
     ("POST", "/organisations/{slug}/team/{member_id}/remove"): Call(member_page(409), form={}),
     # Confirming one's own access: 409, one has it already.

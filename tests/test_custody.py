@@ -88,6 +88,8 @@ async def _organisation(sessionmaker: Sessionmaker, slug: str) -> Organisation:
 
 
 def _opens(private_key: bytes, report: Report) -> bool:
+    if report.key_for_organisation is None:
+        return False
     try:
         crypto.open_with(
             private_key, report.key_for_organisation, reports.aad(b"report-key", report.id)

@@ -23,6 +23,7 @@ from app.models.report import (
     PurgedReport,
     Report,
     ReportMessage,
+    ReportRecipient,
 )
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "PurgedReport",
     "Report",
     "ReportMessage",
+    "ReportRecipient",
     "SecurityIncident",
     "Subscription",
     "TermsVersion",

@@ -52,6 +52,9 @@ class Membership(Base):
     appointed_on: Mapped[date | None]
     instructed_on: Mapped[date | None]
     instruction_document: Mapped[str] = mapped_column(String(500), default="")
+    # The name the report form lists this person by, so a whistleblower can exclude them from a
+    # report that concerns them; empty: not listed.
+    published_name: Mapped[str] = mapped_column(String(200), default="")
 
 
 class Invitation(UUIDPrimaryKey, Base):

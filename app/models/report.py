@@ -48,8 +48,10 @@ class Report(UUIDPrimaryKey, Base):
     no_acknowledgement: Mapped[bool] = mapped_column(Boolean, default=False)
     # Keyed hash of the normalised tracking code: the code itself is never stored.
     tracking_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
-    # The report key, sealed (HPKE) to the organisation and under the tracking code.
-    key_for_organisation: Mapped[bytes] = mapped_column(LargeBinary)
+    # The report key, sealed (HPKE) to the organisation and under the tracking code. None for a
+    # report that excludes a designated person: it is sealed to each remaining person instead
+    # (ReportRecipient) and to the organisation's recovery key pair.
+    key_for_organisation: Mapped[bytes | None] = mapped_column(LargeBinary)
     # The organisation key version `key_for_organisation` is sealed to.
     key_version: Mapped[int] = mapped_column(Integer, default=1)
     key_for_whistleblower: Mapped[bytes] = mapped_column(LargeBinary)
@@ -69,6 +71,36 @@ class Report(UUIDPrimaryKey, Base):
     # reason is sealed under the report key.
     legal_hold_at: Mapped[datetime | None]
     sealed_legal_hold: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # A report that excludes designated persons: the report key sealed to the organisation's
+    # recovery public key; keyed hashes (server key) of the excluded persons, so the service
+    # never shares it with them; how many were excluded and, if the whistleblower chose, by
+    # which names, sealed under the report key.
+    key_for_recovery: Mapped[bytes | None] = mapped_column(LargeBinary)
+    exclusion_tags: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sealed_exclusion: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class ReportRecipient(Base):
+    """A designated person who may read a report that excludes someone: the report key sealed
+    (HPKE) to their own public key."""
+
+    __tablename__ = "report_recipient"
+
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("report.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("member.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    organisation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
+    sealed_report_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # Who shared it; None when the whistleblower's exclusion made this person a recipient.
+    granted_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("member.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class PurgedReport(Base):

@@ -22,6 +22,7 @@ from app.schemas.case import (
     MeetingPlan,
     RecordedReportCreate,
     RecordedReportCreated,
+    ShareRequest,
     SummaryRequest,
     Triage,
 )
@@ -185,6 +186,20 @@ async def add_note(
     access, report = await cases.open_case(session, current, case_id)
     await cases.add_note(session, access, report, data.body)
     return await _reread(session, current, case_id)
+
+
+@router.post("/{case_id}/recipients", status_code=204)
+async def share_case(
+    case_id: str,
+    data: ShareRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentMemberDep,
+) -> None:
+    """Let a colleague who holds the organisation key read a case that excludes someone (its
+    key sealed to theirs); never a person the whistleblower excluded."""
+    access, report = await cases.open_case(session, current, case_id)
+    await cases.share_case(session, settings, access, report, str(data.member_id))
 
 
 @router.post("/{case_id}/record-comments")

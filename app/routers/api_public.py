@@ -13,8 +13,15 @@ from app.bodylimit import takes_files
 from app.db import SessionDep
 from app.deps import SettingsDep
 from app.routers.uploads import rate_limit, read_submission
-from app.schemas.report import MessageCreate, ReportCreate, ReportCreated, ReportSelfRead
-from app.services import attachments, registration, reports
+from app.schemas.report import (
+    DesignatedPersonList,
+    DesignatedPersonRead,
+    MessageCreate,
+    ReportCreated,
+    ReportSelfRead,
+    ReportSubmit,
+)
+from app.services import attachments, exclusion, registration, reports
 
 router = APIRouter(prefix="/api/v1/public", tags=["whistleblower"])
 TrackingCode = Annotated[str, Header(alias="X-Tracking-Code", max_length=100)]
@@ -23,10 +30,10 @@ _BOTH_BODIES: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/ReportCreate"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/ReportSubmit"}},
             "multipart/form-data": {
                 "schema": {
-                    "allOf": [{"$ref": "#/components/schemas/ReportCreate"}],
+                    "allOf": [{"$ref": "#/components/schemas/ReportSubmit"}],
                     "properties": {
                         "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
                     },
@@ -41,7 +48,12 @@ _BOTH_BODIES: dict[str, Any] = {
     "/{slug}/reports",
     status_code=201,
     openapi_extra=_BOTH_BODIES,
-    responses={409: {"description": "the organisation cannot receive reports now"}},
+    responses={
+        409: {
+            "description": "the organisation cannot receive reports now, or excluding the persons"
+            " chosen would leave nobody to read the report (`nobody_left`)"
+        }
+    },
 )
 @takes_files
 async def submit_report(
@@ -50,13 +62,29 @@ async def submit_report(
     """Submit a report; the answer carries the tracking code, shown only this once."""
     rate_limit(request, "submit", settings.submissions_per_hour, 3600)
     # The body first: no database connection is held while a slow client uploads.
-    data, files = await read_submission(request, settings, ReportCreate)
+    data, files = await read_submission(request, settings, ReportSubmit)
     organisation = await registration.get_receiving_organisation(session, slug)
-    submitted = await reports.submit_report(session, settings, organisation, data, files)
+    submitted = await reports.submit_report(
+        session, settings, organisation, data.content(), files,
+        exclude=data.exclude, name_excluded=data.name_excluded,
+    )  # fmt: skip
     return ReportCreated(
         tracking_code=submitted.tracking_code,
         tracking_url=reports.tracking_url(settings, submitted.tracking_code),
         received_at=submitted.report.received_at,
+    )
+
+
+@router.get("/{slug}/designated-persons")
+async def list_designated_persons(
+    slug: str, session: SessionDep, settings: SettingsDep
+) -> DesignatedPersonList:
+    """The designated persons a report may exclude (`exclude` of a report), by the names the
+    organisation publishes; empty when the organisation offers no exclusion."""
+    organisation = await registration.get_receiving_organisation(session, slug)
+    listed = await exclusion.listed_persons(session, settings, organisation)
+    return DesignatedPersonList(
+        items=[DesignatedPersonRead(member_id=h.member_id, name=h.published_name) for h in listed]
     )
 
 

@@ -23,6 +23,7 @@ def pdf_response(
     language: str,
     current: CurrentMember,
     accesses: list[cases.CaseAccess],
+    withheld: int = 0,
 ) -> Response:
     """The register as a printable PDF record, named after today's date."""
     now = utcnow()
@@ -32,6 +33,7 @@ def pdf_response(
         organisations=[access.organisation.name for access in accesses],
         exported_by=current.member.email,
         exported_at=now,
+        withheld=withheld,
     )
     return Response(
         document,
@@ -44,11 +46,11 @@ def pdf_response(
     )
 
 
-def csv_response(rows: list[register.RegisterRow], language: str) -> Response:
+def csv_response(rows: list[register.RegisterRow], language: str, withheld: int = 0) -> Response:
     """The register as a CSV download named after today's date."""
     today = deadlines.local_date(utcnow())
     return Response(
-        register.to_csv(rows, language).encode("utf-8"),
+        register.to_csv(rows, language, withheld).encode("utf-8"),
         media_type=f"{CSV_TYPE}; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="evidence-oznameni-{today:%Y-%m-%d}.csv"'
@@ -79,10 +81,10 @@ async def export_register(
     """The register of reports (§ 21); CSV with `Accept: text/csv`, a printable PDF with
     `Accept: application/pdf`. Needs `X-Access-Reason`."""
     accesses = await cases.accessible_organisations(session, current, organisation)
-    rows = await register.export(session, current, accesses, reason)
+    rows, withheld = await register.export(session, current, accesses, reason)
     accept = request.headers.get("accept", "")
     if CSV_TYPE in accept:
-        return csv_response(rows, i18n.pick_language(lang))
+        return csv_response(rows, i18n.pick_language(lang), withheld)
     if PDF_TYPE in accept:
-        return pdf_response(rows, i18n.pick_language(lang), current, accesses)
-    return RegisterList(items=[RegisterRowRead(**asdict(row)) for row in rows])
+        return pdf_response(rows, i18n.pick_language(lang), current, accesses, withheld)
+    return RegisterList(items=[RegisterRowRead(**asdict(row)) for row in rows], withheld=withheld)

@@ -17,6 +17,7 @@ from app.schemas.team import (
     MemberList,
     MemberRead,
     PasswordChange,
+    PublishedNameUpdate,
     RecoveryRequest,
 )
 from app.services import grants, organisations, rotation, team
@@ -141,6 +142,20 @@ async def record_appointment(
         data.instructed_on,
         data.instruction_document,
     )
+
+
+@router.put("/organisations/{slug}/members/{member_id}/published-name", status_code=204)
+async def set_published_name(
+    slug: str,
+    member_id: uuid.UUID,
+    data: PublishedNameUpdate,
+    session: SessionDep,
+    current: CurrentMemberDep,
+) -> None:
+    """The name the report form lists the person by, so a whistleblower can exclude them from a
+    report that concerns them; empty to list them not. The person or a key holder sets it."""
+    organisation = await organisations.member_organisation(session, current.member.id, slug)
+    await team.set_published_name(session, organisation, current, member_id, data.published_name)
 
 
 @router.post("/invitations/accept", status_code=201)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from app.bodylimit import takes_files
 from app.config import Settings
 from app.db import SessionDep
-from app.deps import CurrentMemberDep, SettingsDep, require_csrf
+from app.deps import CurrentMemberDep, SettingsDep, get_app_settings, require_csrf
 from app.errors import AppError, InvalidInput
 from app.i18n import N_
 from app.models.base import utcnow
@@ -35,7 +35,7 @@ from app.schemas.case import (
     Triage,
 )
 from app.schemas.report import CATEGORIES, RELATIONSHIPS
-from app.services import attachments, cases, deadlines, reports
+from app.services import attachments, cases, deadlines, exclusion, reports
 from app.services.auth import CurrentMember
 from app.templating import redirect, render, request_language, url_in_language
 from app.vocabulary import (
@@ -78,6 +78,7 @@ DONE = {
     "triage": N_("The triage was recorded."),
     "summary": N_("The summary for the register was saved."),
     "meeting": N_("The meeting was planned and the whistleblower was told."),
+    "shared": N_("The colleague can now read the case."),
 }
 INVALID = {
     AccessReason: N_("Write the reason for opening the case (3 to 500 characters)."),
@@ -235,6 +236,11 @@ async def _case_page(
                 "labels": TRIAGE_LABELS,
             },
             "events": await cases.timeline(session, access, report),
+            "shareable": await exclusion.shareable(
+                session, await get_app_settings(request), access.organisation, report
+            )
+            if case.exclusion is not None
+            else [],
             "case_actions": CASE_ACTION_LABELS,
             "detail_shown": DETAIL_SHOWN,
             "detail_labels": DETAIL_LABELS,
@@ -534,6 +540,20 @@ async def add_note(
         await cases.add_note(session, access, report, data.body)
 
     return await _act(request, session, current, case_id, step(), "note")
+
+
+@router.post("/cases/{case_id}/recipients", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def share_case(
+    case_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    current: CurrentMemberDep,
+    member_id: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    access, report = await cases.open_case(session, current, case_id)
+    step = cases.share_case(session, settings, access, report, member_id)
+    return await _act(request, session, current, case_id, step, "shared")
 
 
 @router.post(

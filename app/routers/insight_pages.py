@@ -78,7 +78,7 @@ async def show_audit(
     # can check it too; the reasons of access open only with the organisation key.
     organisation = await organisations.member_organisation(session, current.member.id, slug)
     keys = await cases.reason_keys(session, current, slug)
-    log = await statistics.audit_log(session, organisation, keys)
+    log = await statistics.audit_log(session, organisation, keys, current.member.id)
     return render(
         request,
         "admin/audit.html",

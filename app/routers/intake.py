@@ -8,6 +8,7 @@ opened there may be framed by the origins the organisation allowed for its form.
 
 import hmac
 import time
+from collections.abc import Collection
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -19,13 +20,13 @@ from app.bodylimit import takes_files
 from app.config import Settings
 from app.db import SessionDep
 from app.deps import SettingsDep
-from app.errors import AppError, InvalidInput, RateLimited, TooLarge
+from app.errors import AppError, Conflict, InvalidInput, RateLimited, TooLarge
 from app.headers import content_security_policy
 from app.i18n import N_
 from app.models import Organisation
 from app.routers.uploads import rate_limit, read_form, read_submission
-from app.schemas.report import CATEGORIES, RELATIONSHIPS, MessageCreate, ReportCreate
-from app.services import attachments, deadlines, keys, registration, reports
+from app.schemas.report import CATEGORIES, RELATIONSHIPS, MessageCreate, ReportSubmit
+from app.services import attachments, deadlines, exclusion, keys, registration, reports
 from app.services.ratelimit import RateLimiter
 from app.templating import render, request_language, url_in_language
 from app.vocabulary import OUTCOME_LABELS, STATUS_LABELS
@@ -61,12 +62,16 @@ def _form_page(
     files_dropped: bool = False,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    persons: list[exclusion.Holder] | None = None,
+    excluded: Collection[str] = (),
 ) -> HTMLResponse:
     return render(
         request,
         "public/form.html",
         {
             "organisation": organisation,
+            "persons": persons or [],
+            "excluded": set(excluded),
             "values": values or {"anonymous": "true"},
             "errors": errors or {},
             "files_dropped": files_dropped,
@@ -268,7 +273,10 @@ async def report_form(
     slug: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
     organisation, unavailable = await _receiving_organisation(request, session, slug)
-    return unavailable or _form_page(request, settings, organisation)
+    if unavailable is not None:
+        return unavailable
+    persons = await exclusion.listed_persons(session, settings, organisation)
+    return _form_page(request, settings, organisation, persons=persons)
 
 
 @router.get("/{slug}/track", response_class=HTMLResponse)
@@ -306,18 +314,21 @@ async def submit_report(
     organisation, unavailable = await _receiving_organisation(request, session, slug)
     if unavailable is not None:
         return unavailable
+    persons = await exclusion.listed_persons(session, settings, organisation)
     if too_large is not None:
         return _form_page(
             request, settings, organisation, errors={"form": too_large.message},
-            files_dropped=True, status_code=413,
+            files_dropped=True, status_code=413, persons=persons,
         )  # fmt: skip
     values = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     files_dropped = any(isinstance(v, UploadFile) and v.filename for _, v in form.multi_items())
+    excluded = [v for v in form.getlist("exclude") if isinstance(v, str)]
 
     def refused(errors: dict[str, str], status_code: int = 422, **kwargs: Any) -> HTMLResponse:
         return _form_page(
             request, settings, organisation, values=values, errors=errors,
-            files_dropped=files_dropped, status_code=status_code, **kwargs,
+            files_dropped=files_dropped, status_code=status_code, persons=persons,
+            excluded=excluded, **kwargs,
         )  # fmt: skip
 
     try:
@@ -333,11 +344,12 @@ async def submit_report(
         errors["form"] = N_("The form could not be sent. Wait a moment and send it again.")
     try:
         data, files = await read_submission(
-            request, settings, ReportCreate, form_fields=FORM_FIELDS
+            request, settings, ReportSubmit, form_fields=FORM_FIELDS
         )
         reports.check_acceptance(organisation, data)
     except RequestValidationError as exc:
-        errors |= {str(e["loc"][-1]): FIELD_HELP.get(str(e["loc"][-1]), N_("Check this field."))
+        errors |= {str(e["loc"][0] if e["loc"][0] == "exclude" else e["loc"][-1]):
+                   FIELD_HELP.get(str(e["loc"][-1]), N_("Check this field."))
                    for e in exc.errors() if e.get("loc")}  # fmt: skip
     except InvalidInput as exc:
         errors[exc.field or "form"] = exc.message
@@ -346,10 +358,19 @@ async def submit_report(
         return refused(errors)
     try:
         async with session.begin_nested():  # a refused file leaves no half-stored report
-            submitted = await reports.submit_report(session, settings, organisation, data, files)
+            submitted = await reports.submit_report(
+                session, settings, organisation, data.content(), files,
+                exclude=data.exclude, name_excluded=data.name_excluded,
+            )  # fmt: skip
     except InvalidInput as exc:
         _refund_submission(request)
         return refused({exc.field or "form": exc.message})
+    except Conflict as exc:
+        if exc.code not in {"nobody_left", "exclusion_unavailable"}:
+            raise
+        # Nothing was stored: the form says so, with the external channel, and keeps the text.
+        _refund_submission(request)
+        return refused({"form": exc.message, "exclude": exc.message}, exc.status_code)
     return render(
         request,
         "public/receipt.html",

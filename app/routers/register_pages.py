@@ -24,6 +24,7 @@ def _page(
     accesses: list[cases.CaseAccess],
     *,
     rows: list[register.RegisterRow] | None = None,
+    withheld: int = 0,
     values: dict[str, str] | None = None,
     error: str | None = None,
     status_code: int = 200,
@@ -34,6 +35,7 @@ def _page(
         {
             "organisations": [access.organisation for access in accesses],
             "rows": rows,
+            "withheld": withheld,
             "values": {"reason": "", "organisation": "", "format": "table", **(values or {})},
             "error": error,
             "outcomes": OUTCOME_LABELS,
@@ -68,13 +70,13 @@ async def export_register(
     )
     values = {"reason": reason, "organisation": organisation, "format": output}
     try:
-        rows = await register.export(session, current, chosen, reason)
+        rows, withheld = await register.export(session, current, chosen, reason)
     except AppError as exc:
         return _page(
             request, everyone, values=values, error=exc.message, status_code=exc.status_code
         )
     if output == "csv":
-        return csv_response(rows, request_language(request))
+        return csv_response(rows, request_language(request), withheld)
     if output == "pdf":
-        return pdf_response(rows, request_language(request), current, chosen)
-    return _page(request, everyone, rows=rows, values=values)
+        return pdf_response(rows, request_language(request), current, chosen, withheld)
+    return _page(request, everyone, rows=rows, withheld=withheld, values=values)

@@ -14,7 +14,13 @@ from app.deps import CurrentMemberDep, SettingsDep, require_csrf
 from app.errors import AppError
 from app.i18n import N_
 from app.routers.uploads import rate_limit
-from app.schemas.team import InvitationAccept, InviteRequest, PasswordChange, RecoveryRequest
+from app.schemas.team import (
+    InvitationAccept,
+    InviteRequest,
+    PasswordChange,
+    PublishedNameUpdate,
+    RecoveryRequest,
+)
 from app.services import grants, organisations, rotation, team
 from app.templating import redirect, render
 
@@ -175,6 +181,21 @@ async def appointment(
         session, organisation, current, member_id, appointed_on, instructed_on,
         instruction_document.strip(),
     )  # fmt: skip
+    return redirect(request, f"/organisations/{slug}/team", done="saved")
+
+
+@router.post("/organisations/{slug}/team/{member_id}/published-name", dependencies=[CsrfChecked])
+async def published_name(
+    slug: str,
+    member_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    current: CurrentMemberDep,
+    name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    organisation = await organisations.member_organisation(session, current.member.id, slug)
+    cleaned = PublishedNameUpdate(published_name=name).published_name
+    await team.set_published_name(session, organisation, current, member_id, cleaned)
     return redirect(request, f"/organisations/{slug}/team", done="saved")
 
 

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import aclosing, contextmanager
-from typing import BinaryIO, TypeVar, cast
+from typing import BinaryIO, TypeVar, cast, get_origin
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -153,6 +153,11 @@ async def read_submission(
         field = model.model_fields.get(name)
         if field is not None and field.annotation is bool:
             values[name] = value.lower() in CHECKBOX_TRUE
+        elif field is not None and get_origin(field.annotation) is list:
+            # A group of checkboxes sends one part per ticked box.
+            listed = values.setdefault(name, [])
+            if value != "" and isinstance(listed, list):
+                listed.append(value)
         elif value != "":
             values[name] = value
     return _validate(model, values, from_json=False), files

@@ -135,6 +135,14 @@ class NoteRead(BaseModel):
     member_id: uuid.UUID | None
 
 
+class ExclusionRead(BaseModel):
+    """That the whistleblower excluded designated persons: how many, and their names only if
+    the whistleblower chose to say them."""
+
+    count: int
+    names: list[str]
+
+
 class CaseRead(CaseSummary):
     """One case, decrypted for a designated person."""
 
@@ -156,6 +164,8 @@ class CaseRead(CaseSummary):
     # The register's summary (§ 21): as a designated person wrote it, else the report's first lines.
     register_summary: str
     register_summary_written: bool
+    # Set when the whistleblower excluded someone: only the persons sealed to can read it.
+    exclusion: ExclusionRead | None = None
 
 
 class AcknowledgeRequest(BaseModel):
@@ -199,6 +209,12 @@ class BodyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     body: Body
+
+
+class ShareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member_id: uuid.UUID
 
 
 class AccessReason(BaseModel):

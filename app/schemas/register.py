@@ -25,3 +25,5 @@ class RegisterRowRead(BaseModel):
 
 class RegisterList(BaseModel):
     items: list[RegisterRowRead]
+    # Reports withheld from this designated person: only others can read them.
+    withheld: int = 0

@@ -1,3 +1,4 @@
+import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -73,6 +74,33 @@ class ReportCreate(BaseModel):
     email: Annotated[EmailStr, Field(max_length=254)] | None = None
     no_acknowledgement: bool = False
     meeting_requested: bool = False
+
+
+class ReportSubmit(ReportCreate):
+    """A report as the form sends it, with the designated persons the whistleblower excludes.
+
+    The exclusion is not part of the sealed report: whom it names is kept apart (keyed hashes),
+    and by name only when `name_excluded` is set.
+    """
+
+    # Member ids, as the form lists them (`GET /api/v1/public/{slug}/designated-persons`).
+    exclude: list[uuid.UUID] = Field(default_factory=list, max_length=20)
+    # Tell the remaining designated persons whom the report excludes (by published name).
+    name_excluded: bool = False
+
+    def content(self) -> ReportCreate:
+        return ReportCreate(**self.model_dump(exclude={"exclude", "name_excluded"}))
+
+
+class DesignatedPersonRead(BaseModel):
+    member_id: uuid.UUID
+    name: str
+
+
+class DesignatedPersonList(BaseModel):
+    """The designated persons a whistleblower may exclude; empty when exclusion is not offered."""
+
+    items: list[DesignatedPersonRead]
 
 
 class ReportCreated(BaseModel):

@@ -19,6 +19,17 @@ class MemberRead(BaseModel):
     appointed_on: date | None
     instructed_on: date | None
     instruction_document: str
+    # The name the report form lists the person by, so a whistleblower can exclude them.
+    published_name: str
+
+
+class PublishedNameUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Empty: the form does not list the person.
+    published_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=200), single_line
+    ] = ""
 
 
 class KeyRotationRead(BaseModel):

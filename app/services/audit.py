@@ -136,6 +136,25 @@ def seal_reason(public_key: bytes, event_id: uuid.UUID, reason: str) -> tuple[st
     return _commitment(sealed), crypto.seal_to(public_key, sealed, _reason_aad(event_id))
 
 
+def _case_reason_aad(event_id: uuid.UUID) -> bytes:
+    return b"audit-reason-case|" + event_id.bytes
+
+
+def open_case_reasons(events: Iterable[AuditEvent], report_key: bytes) -> dict[uuid.UUID, str]:
+    """Reasons of access to a case that excludes someone: sealed under its report key."""
+    opened = {}
+    for event in events:
+        if event.sealed_reason is None or event.reason_key_version is not None:
+            continue
+        try:
+            sealed = crypto.open_sealed(report_key, event.sealed_reason, _case_reason_aad(event.id))
+        except crypto.CryptoError:
+            continue
+        if hmac.compare_digest(_commitment(sealed).encode(), event.detail.encode()):
+            opened[event.id] = sealed[REASON_NONCE_SIZE:].decode(errors="replace")
+    return opened
+
+
 def reseal_reason(
     old_private_key: bytes, new_public_key: bytes, event_id: uuid.UUID, sealed_reason: bytes
 ) -> bytes | None:
@@ -232,19 +251,28 @@ async def record(
     report_id: uuid.UUID | None = None,
     detail: str = "",
     reason: str | None = None,
+    reason_key: bytes | None = None,
 ) -> AuditEvent:
     """Append the next event of the organisation's chain in the caller's transaction.
 
     `reason`, typed by a person, is sealed to the organisation key instead of being stored in
-    `detail`.
+    `detail`; with `reason_key` (the report key of a case that excludes someone, which the
+    organisation key must not open) it is sealed under that key, with no key version.
     """
     pending = _Pending(action, report_id, detail)
     if reason is not None:
         if detail:
             raise ValueError("an audit event has either a detail or a reason")
-        public_key, key_version = await _organisation_key(session, organisation_id)
-        commitment, sealed = seal_reason(public_key, pending.id, reason[:MAX_DETAIL_LENGTH])
-        pending = _Pending(action, report_id, commitment, pending.id, sealed, key_version)
+        if reason_key is not None:
+            sealed = secrets.token_bytes(REASON_NONCE_SIZE) + reason[:MAX_DETAIL_LENGTH].encode()
+            pending = _Pending(
+                action, report_id, _commitment(sealed), pending.id,
+                crypto.seal(reason_key, sealed, _case_reason_aad(pending.id)),
+            )  # fmt: skip
+        else:
+            public_key, key_version = await _organisation_key(session, organisation_id)
+            commitment, sealed = seal_reason(public_key, pending.id, reason[:MAX_DETAIL_LENGTH])
+            pending = _Pending(action, report_id, commitment, pending.id, sealed, key_version)
     [event] = await _append(session, organisation_id, member_id, [pending])
     return event
 

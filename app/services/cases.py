@@ -5,13 +5,13 @@ through their grant; every read and every action is an audit event.
 """
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from typing import TypeVarTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Date, Select, and_, case, func, select, update
+from sqlalchemy import ColumnElement, Date, Select, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crypto, i18n
@@ -43,7 +43,16 @@ from app.schemas.case import (
     Triage,
 )
 from app.schemas.report import AttachmentRead, RecordRead, ReportCreate
-from app.services import attachments, audit, courier, deadlines, grants, reports, retention
+from app.services import (
+    attachments,
+    audit,
+    courier,
+    deadlines,
+    exclusion,
+    grants,
+    reports,
+    retention,
+)
 from app.services.attachments import IncomingFile
 from app.services.auth import CurrentMember
 from app.templating import render_mail
@@ -84,6 +93,10 @@ class CaseAccess:
     org_private_key: bytes = field(repr=False)
     # While the organisation key is rotated: the new key, which re-sealed reports need.
     next_private_key: bytes | None = field(default=None, repr=False)
+    # The member's own private key, and the keys of reports that exclude someone sealed to it
+    # (by report): the only way such a report opens.
+    member_private_key: bytes | None = field(default=None, repr=False)
+    sealed_for_member: Mapping[uuid.UUID, bytes] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -128,7 +141,26 @@ def _access(
         next_key = grants.open_organisation_key(
             organisation, next_grant, current.private_key, member_id, next_public_key
         )
-    return CaseAccess(organisation, member_id, private_key, next_key)
+    return CaseAccess(organisation, member_id, private_key, next_key, current.private_key)
+
+
+async def _with_recipient_keys(
+    session: AsyncSession, current: CurrentMember, accesses: list[CaseAccess]
+) -> list[CaseAccess]:
+    """The accesses with the keys of the reports excluding someone that this member may read."""
+    sealed = await exclusion.sealed_for_member(
+        session, current.member.id, [access.organisation.id for access in accesses]
+    )
+    if not sealed:
+        return accesses
+    return [replace(access, sealed_for_member=sealed) for access in accesses]
+
+
+def readable(accesses: Sequence[CaseAccess]) -> ColumnElement[bool]:
+    """The reports these accesses may open: all but those excluding someone, which only their
+    recipients may."""
+    mine = [report_id for access in accesses for report_id in access.sealed_for_member]
+    return or_(Report.key_for_organisation.is_not(None), Report.id.in_(mine))
 
 
 def _with_grants(
@@ -152,11 +184,13 @@ async def accessible_organisations(
     )
     if slug is None:
         rows = (await session.execute(query.where(Membership.org_key_grant.is_not(None)))).all()
-        return [_access(current, *row) for row in rows]
+        return await _with_recipient_keys(
+            session, current, [_access(current, *row) for row in rows]
+        )
     row = (await session.execute(query.where(Organisation.slug == slug.lower()))).one_or_none()
     if row is None:
         raise NotFound(N_("No organisation uses this address."))
-    return [_access(current, *row)]
+    return await _with_recipient_keys(session, current, [_access(current, *row)])
 
 
 async def reason_keys(session: AsyncSession, current: CurrentMember, slug: str) -> dict[int, bytes]:
@@ -189,10 +223,23 @@ async def open_case(
     if row is None:
         raise NotFound(CASE_NOT_FOUND)
     report, organisation, grant, next_grant, next_public_key = row
-    return _access(current, organisation, grant, next_grant, next_public_key), report
+    access = _access(current, organisation, grant, next_grant, next_public_key)
+    if report.key_for_organisation is None:
+        # A report that excludes someone: as unknown to all but its recipients.
+        [access] = await _with_recipient_keys(session, current, [access])
+        if report.id not in access.sealed_for_member:
+            raise NotFound(CASE_NOT_FOUND)
+    return access, report
 
 
 def report_key(access: CaseAccess, report: Report) -> bytes:
+    if report.key_for_organisation is None:
+        sealed = access.sealed_for_member.get(report.id)
+        if sealed is None or access.member_private_key is None:
+            raise NotFound(CASE_NOT_FOUND)
+        return exclusion.open_for_member(
+            access.member_private_key, sealed, report.id, access.member_id
+        )
     private_key = access.org_private_key
     if report.key_version != access.organisation.key_version:
         if access.next_private_key is None:
@@ -327,7 +374,7 @@ async def list_cases(
 ) -> CasePage:
     """A page of the cases from metadata alone: overdue first, then by next deadline."""
     by_id = {access.organisation.id: access.organisation for access in accesses}
-    condition: ColumnElement[bool] = Report.organisation_id.in_(list(by_id))
+    condition = and_(Report.organisation_id.in_(list(by_id)), readable(accesses))
     if status:
         condition = and_(condition, Report.status == status)
     if outcome:
@@ -361,7 +408,10 @@ async def case_counts(
     overdue = case((_next_deadline(dialect) < _today(), 1), else_=0)
     rows = await session.execute(
         select(Report.organisation_id, func.count(), func.sum(overdue))
-        .where(Report.organisation_id.in_([access.organisation.id for access in accesses]))
+        .where(
+            Report.organisation_id.in_([access.organisation.id for access in accesses]),
+            readable(accesses),
+        )
         .group_by(Report.organisation_id)
     )
     counts = {access.organisation.id: (0, 0) for access in accesses}
@@ -404,6 +454,8 @@ async def ensure_reason(
         member_id=access.member_id,
         report_id=report.id,
         reason=reason.strip()[:500],
+        # A case that excludes someone: not under the organisation key the excluded person holds.
+        reason_key=None if report.key_for_organisation is not None else report_key(access, report),
     )
 
 
@@ -460,6 +512,7 @@ async def decrypt_case(session: AsyncSession, access: CaseAccess, report: Report
         measures=await _measures(session, key, report),
         register_summary=written or reports.summarise(content.description),
         register_summary_written=written is not None,
+        exclusion=exclusion.read_exclusion(key, report),
     )
 
 
@@ -898,7 +951,10 @@ async def timeline(
     Reasons of access are opened with the organisation key; one that does not open is left out.
     """
     found = await audit.events(session, access.organisation.id, report_id=report.id, limit=limit)
-    reasons = audit.open_reasons(found, private_keys(access))
+    if report.key_for_organisation is None:
+        reasons = audit.open_case_reasons(found, report_key(access, report))
+    else:
+        reasons = audit.open_reasons(found, private_keys(access))
     member_ids = {event.member_id for event in found if event.member_id is not None}
     emails: dict[uuid.UUID, str] = {}
     if member_ids:
@@ -915,6 +971,20 @@ async def timeline(
         )
         for event in found
     ]
+
+
+async def share_case(
+    session: AsyncSession, settings: Settings, access: CaseAccess, report: Report, member_id: str
+) -> None:
+    """Let a colleague read a case that excludes someone: its key sealed to their own key."""
+    try:
+        wanted = uuid.UUID(member_id)
+    except ValueError:
+        raise NotFound(grants.NO_SUCH_MEMBER) from None
+    await exclusion.share(
+        session, settings, access.organisation, access.member_id, report,
+        report_key(access, report), wanted,
+    )  # fmt: skip
 
 
 async def case_attachment(

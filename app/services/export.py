@@ -161,7 +161,7 @@ async def _archive(
             numbered = (
                 await session.execute(
                     select(Report.id, Report.reference_year, Report.reference_number)
-                    .where(Report.organisation_id == organisation_id)
+                    .where(Report.organisation_id == organisation_id, cases.readable([access]))
                     .order_by(Report.reference_year, Report.reference_number)
                 )
             ).all()
@@ -177,7 +177,15 @@ async def _archive(
                 session.expunge_all()
 
             rows = await register.register_rows(session, [access])
-            _write(archive, "register.csv", made_at, register.to_csv(rows, language).encode())
+            withheld = set(
+                await session.scalars(
+                    select(Report.id).where(
+                        Report.organisation_id == organisation_id, ~cases.readable([access])
+                    )
+                )
+            )
+            register_csv = register.to_csv(rows, language, len(withheld))
+            _write(archive, "register.csv", made_at, register_csv.encode())
             session.expunge_all()
             yield sink.drain()
 
@@ -189,7 +197,7 @@ async def _archive(
             )
             references.update({rid: f"{year}-{number:04d}" for rid, year, number in purged})
             async for piece in _audit_trail(
-                session, archive, sink, access, references, made_at, counts
+                session, archive, sink, access, references, withheld, made_at, counts
             ):
                 yield piece
             verification = await audit.verify(session, organisation_id)
@@ -202,6 +210,7 @@ async def _archive(
                 made_by=made_by,
                 counts=counts,
                 verification=verification,
+                withheld=len(withheld),
             )
             _write(archive, "README.txt", made_at, readme.encode())
     yield sink.drain()
@@ -331,6 +340,7 @@ async def _audit_trail(
     sink: _Sink,
     access: cases.CaseAccess,
     references: dict[uuid.UUID, str],
+    withheld: set[uuid.UUID],
     made_at: datetime,
     counts: dict[str, int],
 ) -> AsyncIterator[bytes]:
@@ -363,7 +373,10 @@ async def _audit_trail(
                     "created_at": event.created_at.isoformat(),
                     "member_id": str(event.member_id) if event.member_id else None,
                     "member_email": emails.get(event.member_id) if event.member_id else None,
-                    "report_id": str(event.report_id) if event.report_id else None,
+                    # A case withheld from the exporter is not named, not even by its id.
+                    "report_id": str(event.report_id)
+                    if event.report_id and event.report_id not in withheld
+                    else None,
                     "report_reference": references.get(event.report_id)
                     if event.report_id
                     else None,

@@ -181,6 +181,16 @@ def open_with_recovery_key(
     return crypto.open_with(recovery_private, recovery_grant, _recovery_grant_aad(organisation_id))
 
 
+def open_recovery_private_key(
+    recovery_key: str, wrapped: bytes, organisation_id: uuid.UUID
+) -> bytes:
+    """The recovery private key of an organisation with a recovery key pair; CryptoError when
+    the recovery key is wrong."""
+    return crypto.open_sealed(
+        _recovery_wrap_key(recovery_key), wrapped, _RECOVERY_PAIR + organisation_id.bytes
+    )
+
+
 def integrity_tag(settings: Settings, purpose: bytes, *parts: bytes) -> bytes:
     """A MAC under a server sub-key over length-prefixed parts: proof the service wrote them.
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from fpdf import FPDF, FontFace
 from fpdf.enums import XPos, YPos
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import i18n
@@ -23,7 +23,7 @@ from app.i18n import N_
 from app.models import Report
 from app.services import audit, deadlines, reports
 from app.services.auth import CurrentMember
-from app.services.cases import CaseAccess, read_summary, report_key
+from app.services.cases import CaseAccess, read_summary, readable, report_key
 from app.services.invoice_pdf import FONT, FONTS_DIR
 from app.vocabulary import OUTCOME_LABELS
 
@@ -96,10 +96,35 @@ async def register_rows(session: AsyncSession, accesses: Sequence[CaseAccess]) -
         return []
     result = await session.scalars(
         select(Report)
-        .where(Report.organisation_id.in_(list(by_id)))
+        .where(Report.organisation_id.in_(list(by_id)), readable(accesses))
         .order_by(Report.received_at, Report.reference_year, Report.reference_number)
     )
     return [_row(by_id[report.organisation_id], report) for report in result]
+
+
+async def withheld(session: AsyncSession, accesses: Sequence[CaseAccess]) -> int:
+    """How many reports of these organisations the member may not read (they exclude someone)."""
+    if not accesses:
+        return 0
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Report)
+        .where(
+            Report.organisation_id.in_([access.organisation.id for access in accesses]),
+            ~readable(accesses),
+        )
+    )
+    return count or 0
+
+
+WITHHELD = N_(
+    "Reports withheld from you: %(count)s. Only other designated persons can read them, so they "
+    "are not listed here."
+)
+
+
+def withheld_note(count: int, language: str) -> str:
+    return i18n.translations(language).ugettext(WITHHELD) % {"count": count}
 
 
 def check_reason(reason: str | None) -> str:
@@ -119,8 +144,9 @@ async def export(
     current: CurrentMember,
     accesses: Sequence[CaseAccess],
     reason: str | None,
-) -> list[RegisterRow]:
-    """The register, after recording a `register.export` event with the reason per organisation."""
+) -> tuple[list[RegisterRow], int]:
+    """The register, after recording a `register.export` event with the reason per organisation,
+    and how many reports are withheld from this member."""
     reason = check_reason(reason)
     for access in accesses:
         await audit.record(
@@ -130,7 +156,7 @@ async def export(
             member_id=current.member.id,
             reason=reason,
         )
-    return await register_rows(session, accesses)
+    return await register_rows(session, accesses), await withheld(session, accesses)
 
 
 def outcome_label(outcome: str | None, language: str) -> str:
@@ -178,6 +204,7 @@ def to_pdf(
     organisations: Sequence[str],
     exported_by: str,
     exported_at: datetime,
+    withheld: int = 0,
 ) -> bytes:
     """The register as a printable record: organisation, date of export and who exported it."""
     language = i18n.pick_language(language)
@@ -218,6 +245,10 @@ def to_pdf(
     if not rows:
         pdf.ln(3)
         pdf.cell(0, 5, gettext("No reports yet."))
+    if withheld:
+        pdf.ln(3)
+        pdf.set_font(FONT, "", 9)
+        pdf.multi_cell(0, 5, withheld_note(withheld, language))
     return bytes(pdf.output())
 
 
@@ -229,7 +260,7 @@ def _text(value: str | date | None) -> str:
     return value
 
 
-def to_csv(rows: Sequence[RegisterRow], language: str) -> str:
+def to_csv(rows: Sequence[RegisterRow], language: str, withheld: int = 0) -> str:
     """The register as CSV for Excel: BOM, ";" between cells, a header in the language."""
     language = i18n.pick_language(language)
     translations = i18n.translations(language)
@@ -239,4 +270,6 @@ def to_csv(rows: Sequence[RegisterRow], language: str) -> str:
     writer.writerow([_cell(translations.ugettext(column)) for column in COLUMNS])
     for row in rows:
         writer.writerow([_cell(value) for value in _values(row, language)])
+    if withheld:
+        writer.writerow([_cell(withheld_note(withheld, language))])
     return buffer.getvalue()

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.models import DeadlineReminder, Member, Membership, Organisation, Report
 from app.models.base import utcnow
-from app.services import deadlines, mail
+from app.services import deadlines, exclusion, mail
 from app.templating import render_mail
 from app.vocabulary import OPEN_STATUSES
 
@@ -84,13 +84,16 @@ async def _remind(session: AsyncSession, settings: Settings, report_id: object, 
     if not wanted:
         return 0
     organisation = await session.get(Organisation, report.organisation_id)
-    recipients = list(
-        await session.scalars(
-            select(Member.email)
-            .join(Membership, Membership.member_id == Member.id)
-            .where(Membership.organisation_id == report.organisation_id)
+    if report.key_for_organisation is None:  # it excludes someone: only its readers hear of it
+        recipients = await exclusion.recipient_emails(session, report.id)
+    else:
+        recipients = list(
+            await session.scalars(
+                select(Member.email)
+                .join(Membership, Membership.member_id == Member.id)
+                .where(Membership.organisation_id == report.organisation_id)
+            )
         )
-    )
     for kind, due, stage in wanted:
         session.add(
             DeadlineReminder(

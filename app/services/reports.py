@@ -25,7 +25,7 @@ from app.schemas.report import (
     ReportCreate,
     ReportSelfRead,
 )
-from app.services import attachments, courier, deadlines, grants, keys, mail
+from app.services import attachments, courier, deadlines, exclusion, grants, keys, mail
 from app.services.attachments import IncomingFile
 from app.templating import render_mail
 
@@ -102,14 +102,18 @@ async def submit_report(
     files: Sequence[IncomingFile] = (),
     *,
     recorded: RecordedReport | None = None,
+    exclude: Sequence[uuid.UUID] = (),
+    name_excluded: bool = False,
 ) -> Submitted:
     """Seal and store a report; the tracking code is returned once and never stored.
 
     `recorded` is a report a designated person took down from a call, a meeting or a letter:
-    its channel and date of receipt, and the record's own sealed details.
+    its channel and date of receipt, and the record's own sealed details. `exclude` names
+    designated persons the report must never reach (app/services/exclusion.py).
     """
     if recorded is None:
         check_acceptance(organisation, data)
+    excluding = await exclusion.plan(session, settings, organisation, exclude) if exclude else None
     if data.anonymous:  # identity fields of an anonymous report are not kept at all
         data = data.model_copy(
             update={"name": None, "birth_date": None, "contact_address": None, "phone": None}
@@ -150,7 +154,12 @@ async def submit_report(
     if recorded is not None:
         report.sealed_record = seal_record(report_key, report, recorded.record)
     else:  # a report the designated person took down needs telling nobody
-        await _notify_organisation(session, settings, organisation, "new_report")
+        addresses = (
+            [organisation.email]
+            if excluding is None
+            else [holder.email for holder in excluding.remaining]
+        )
+        await _notify(session, settings, organisation, "new_report", addresses)
         if data.email:
             subject, text = render_mail(
                 "report_receipt",
@@ -167,11 +176,18 @@ async def submit_report(
     # sealed to a key that was just retired.
     grants.check_organisation_key(settings, organisation)
     report.key_version = organisation.key_version
-    report.key_for_organisation = crypto.seal_to(
-        organisation.public_key, report_key, aad(b"report-key", report_id)
-    )
+    recipients = []
+    if excluding is None:
+        report.key_for_organisation = crypto.seal_to(
+            organisation.public_key, report_key, aad(b"report-key", report_id)
+        )
+    else:
+        recipients = exclusion.seal_excluding(
+            settings, organisation, report, report_key, excluding, name_excluded=name_excluded
+        )
     session.add(report)
     await session.flush()
+    session.add_all(recipients)
     uploaded_by = "member" if recorded is not None else "whistleblower"
     await store_files(session, settings, report, report_key, files, uploaded_by=uploaded_by)
     return Submitted(report=report, tracking_code=code)
@@ -240,16 +256,32 @@ async def store_files(
         )
 
 
-async def _notify_organisation(
-    session: AsyncSession, settings: Settings, organisation: Organisation, kind: str
+async def _notify(
+    session: AsyncSession,
+    settings: Settings,
+    organisation: Organisation,
+    kind: str,
+    addresses: Sequence[str],
 ) -> None:
     """Tell the organisation something arrived; the mail carries nothing of the content."""
     subject, text = render_mail(
         kind, organisation=organisation, link=f"{settings.public_url.rstrip('/')}/login"
     )
-    await mail.enqueue(
-        session, settings, kind=kind, to=organisation.email, subject=subject, text=text
-    )
+    for address in addresses:
+        await mail.enqueue(session, settings, kind=kind, to=address, subject=subject, text=text)
+
+
+async def _notify_organisation(
+    session: AsyncSession, settings: Settings, organisation: Organisation, report: Report, kind: str
+) -> None:
+    """Tell those who can read the report. A report that excludes someone is told to its
+    recipients one by one, never to the organisation's address, which the excluded person may
+    read."""
+    if report.key_for_organisation is not None:
+        addresses = [organisation.email]
+    else:
+        addresses = await exclusion.recipient_emails(session, report.id)
+    await _notify(session, settings, organisation, kind, addresses)
 
 
 def summarise(description: str, length: int = SUMMARY_LENGTH) -> str:
@@ -421,7 +453,7 @@ async def add_whistleblower_message(
     session.add(message)
     await session.flush()
     await store_files(session, settings, report, opened.report_key, files, message.id)
-    await _notify_organisation(session, settings, opened.organisation, "new_message")
+    await _notify_organisation(session, settings, opened.organisation, opened.report, "new_message")
     return message
 
 
@@ -430,7 +462,7 @@ async def comment_on_record(
 ) -> None:
     """The whistleblower comments on the record made of their oral or in-person report."""
     add_record_comment(opened.report_key, opened.report, text, by="whistleblower")
-    await _notify_organisation(session, settings, opened.organisation, "new_message")
+    await _notify_organisation(session, settings, opened.organisation, opened.report, "new_message")
     await session.flush()
 
 
@@ -442,7 +474,7 @@ async def request_meeting(session: AsyncSession, settings: Settings, opened: Ope
     today = deadlines.local_date(utcnow())
     report.meeting_requested = True
     report.meeting_due_on = deadlines.deadline(today, deadlines.CZECH.meeting_days).due_on
-    await _notify_organisation(session, settings, opened.organisation, "new_message")
+    await _notify_organisation(session, settings, opened.organisation, opened.report, "new_message")
     await session.flush()
 
 

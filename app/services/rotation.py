@@ -182,6 +182,8 @@ async def _reseal_batch(session: AsyncSession, job: Job, new_public_key: bytes) 
             .where(
                 Report.organisation_id == job.organisation_id,
                 Report.key_version == job.old_version,
+                # A report that excludes someone is sealed to persons, not to the key.
+                Report.key_for_organisation.is_not(None),
             )
             .limit(BATCH)
         )
@@ -197,6 +199,7 @@ async def _reseal_batch(session: AsyncSession, job: Job, new_public_key: bytes) 
         [
             {"report_id": report_id, "sealed": _reseal(job, new_public_key, report_id, sealed)}
             for report_id, sealed in rows
+            if sealed is not None
         ],
     )
     return len(rows)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import AuditEvent, Member, Organisation, PurgedReport, Report
+from app.models import AuditEvent, Member, Organisation, PurgedReport, Report, ReportRecipient
 from app.models.base import utcnow
 from app.services import audit, cases, deadlines, reports
 from app.services.cases import CaseAccess
@@ -61,6 +61,9 @@ class Statistics:
     assessments_on_time: Share
     overdue: int
     extensions: int
+    # Of `total`, cases this person may not read (the whistleblower excluded a designated
+    # person): counted by month only, without any other detail.
+    withheld: int = 0
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,16 @@ async def organisation_statistics(
             )
         )
     )
+    withheld = [
+        report
+        for report in found
+        if report.key_for_organisation is None and report.id not in access.sealed_for_member
+    ]
+    withheld_ids = {report.id for report in withheld}
+    found = [report for report in found if report.id not in withheld_ids]
     per_month = [0] * 12
+    for report in withheld:
+        per_month[deadlines.local_date(report.received_at).month - 1] += 1
     channels: Counter[str] = Counter()
     areas: Counter[str] = Counter()
     priorities: Counter[str] = Counter()
@@ -207,7 +219,7 @@ async def organisation_statistics(
     return Statistics(
         year=year,
         years=await _years(session, organisation.id, today.year),
-        total=len(found) + len(purged),
+        total=len(found) + len(purged) + len(withheld),
         purged=len(purged),
         per_month=per_month,
         per_channel=_by_count(channels),
@@ -221,6 +233,7 @@ async def organisation_statistics(
         assessments_on_time=_share([_assessment_met(r, today) for r in found]),
         overdue=sum(cases.summary(r, organisation, today).overdue for r in found),
         extensions=sum(r.extensions for r in found),
+        withheld=len(withheld),
     )
 
 
@@ -228,6 +241,7 @@ async def audit_log(
     session: AsyncSession,
     organisation: Organisation,
     private_keys: Mapping[int, bytes],
+    viewer_id: uuid.UUID,
     *,
     limit: int = 200,
 ) -> AuditLog:
@@ -247,6 +261,7 @@ async def audit_log(
         )
         emails = dict(rows.all())
     references: dict[uuid.UUID, str] = {}
+    hidden: set[uuid.UUID] = set()
     if report_ids:
         # Columns only: the sealed content is not needed for a reference.
         numbered = await session.execute(
@@ -257,14 +272,33 @@ async def audit_log(
         references = {
             report_id: f"{year}-{number:04d}" for report_id, year, number in numbered.all()
         }
+        # A case that excludes someone is named only to those who may read it.
+        hidden = set(
+            await session.scalars(
+                select(Report.id).where(
+                    Report.organisation_id == organisation.id,
+                    Report.id.in_(report_ids),
+                    Report.key_for_organisation.is_(None),
+                    Report.id.not_in(
+                        select(ReportRecipient.report_id).where(
+                            ReportRecipient.member_id == viewer_id
+                        )
+                    ),
+                )
+            )
+        )
     entries = [
         AuditEntry(
             seq=event.seq,
             created_at=event.created_at,
             email=emails.get(event.member_id) if event.member_id is not None else None,
             action=event.action,
-            report_id=event.report_id,
-            reference=references.get(event.report_id) if event.report_id is not None else None,
+            report_id=None if event.report_id in hidden else event.report_id,
+            reference=None
+            if event.report_id in hidden
+            else references.get(event.report_id)
+            if event.report_id is not None
+            else None,
             detail=reasons.get(event.id, "" if audit.is_sealed(event.detail) else event.detail),
             sealed=event.id not in reasons and audit.is_sealed(event.detail),
             hash=audit.short_hash(event.hash),

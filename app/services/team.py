@@ -16,11 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crypto
 from app.config import Settings
-from app.errors import Conflict, InvalidInput, KeyIntegrityFailure, NotFound, Unauthorized
+from app.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    KeyIntegrityFailure,
+    NotFound,
+    Unauthorized,
+)
 from app.i18n import N_
 from app.models import Invitation, Member, MemberSession, Membership, Organisation
 from app.models.base import utcnow
-from app.services import audit, billing, grants, keys, mail, passwords, rotation
+from app.services import audit, billing, exclusion, grants, keys, mail, passwords, rotation
 from app.services.auth import CurrentMember
 from app.templating import render_mail
 
@@ -41,6 +48,8 @@ class MemberRow:
     appointed_on: date | None
     instructed_on: date | None
     instruction_document: str
+    # The name the report form lists the person by, for excluding them from a report.
+    published_name: str = ""
 
 
 def _invitation_hash(settings: Settings, token: str) -> bytes:
@@ -66,6 +75,7 @@ async def list_members(
             appointed_on=membership.appointed_on,
             instructed_on=membership.instructed_on,
             instruction_document=membership.instruction_document,
+            published_name=membership.published_name,
         )
         for membership, email, public_key in rows
     ]
@@ -215,6 +225,7 @@ async def remove_member(
         raise Conflict(N_("The last designated person cannot be removed."), code="last_member")
     if await rotation.in_progress(session, organisation.id):
         raise Conflict(grants.ROTATION_FIRST, code="key_rotation_in_progress")
+    await exclusion.release_member(session, organisation.id, member_id)
     job = None
     if membership.org_key_grant is not None:
         job = await rotation.start(
@@ -260,6 +271,32 @@ async def record_appointment(
         session,
         organisation_id=organisation.id,
         action="member.appointment",
+        member_id=actor.member.id,
+        detail=str(member_id),
+    )
+    await session.flush()
+
+
+async def set_published_name(
+    session: AsyncSession,
+    organisation: Organisation,
+    actor: CurrentMember,
+    member_id: uuid.UUID,
+    name: str,
+) -> None:
+    """The name the report form lists a person by; set by the person or by a key holder."""
+    own = await _membership(session, organisation, actor.member.id)
+    if member_id != actor.member.id and own.org_key_grant is None:
+        raise Forbidden(
+            N_("Only the person or a designated person who has access can change this name."),
+            code="no_grant",
+        )
+    membership = await _membership(session, organisation, member_id)
+    membership.published_name = name
+    await audit.record(
+        session,
+        organisation_id=organisation.id,
+        action="member.published_name",
         member_id=actor.member.id,
         detail=str(member_id),
     )
@@ -357,6 +394,9 @@ async def recover(
     )
     membership.next_org_key_grant = await rotation.recovered_grant(
         session, organisation, recovery_key, fresh.public_key, member.id
+    )
+    await exclusion.reseal_for_recovered(
+        session, organisation, recovery_key, member.id, fresh.public_key
     )
     await session.execute(delete(MemberSession).where(MemberSession.member_id == member.id))
     await audit.record(
