@@ -38,8 +38,15 @@ class Settings(BaseSettings):
     login_lock_minutes: int = 15
     login_slowdown_seconds: float = 1.0
 
+    # The longest wait for the database: connecting, a pooled connection, a lock, a statement
+    # of a request. A frozen or unreachable database then answers 503 instead of hanging.
+    database_timeout_seconds: float = 5.0
+
     worker_interval_seconds: float = 2.0
 
+    # Where uploads are held, encrypted, while the request is read; the system's temporary
+    # directory by default.
+    spool_dir: Path | None = None
     max_file_bytes: int = 25 * 1024 * 1024
     max_files: int = 10
     submissions_per_hour: int = 10

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.bodylimit import BodyLimit
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
+from app.db import DatabaseTimeout, create_engine, create_sessionmaker
 from app.errors import AppError
 from app.headers import content_security_policy
 from app.i18n import N_
@@ -243,8 +243,11 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = None
+        # The worker's statements may take minutes (VACUUM): its own engine does not bound them.
+        worker_engine = create_engine(settings, long_statements=True)
         if run_background_worker:
-            task = asyncio.create_task(run_worker(sessionmaker, settings, stop))
+            worker_sessionmaker = create_sessionmaker(worker_engine, settings)
+            task = asyncio.create_task(run_worker(worker_sessionmaker, settings, stop))
         try:
             yield
         finally:
@@ -255,6 +258,7 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
             # Mails to whistleblowers live only in memory: a last try before they are lost.
             await courier.current().drain()
             await engine.dispose()
+            await worker_engine.dispose()
 
     app = FastAPI(
         title="Píšťalka",
@@ -281,7 +285,10 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.add_exception_handler(StarletteHTTPException, _handle_http_error)
     # Refused or reset connections reach us unwrapped from asyncpg's connect; a pool with every
     # connection taken for too long raises its own TimeoutError.
-    for unavailable in (OperationalError, InterfaceError, ConnectionError, PoolTimeoutError):
+    unavailable_errors = (
+        OperationalError, InterfaceError, ConnectionError, PoolTimeoutError, DatabaseTimeout
+    )  # fmt: skip
+    for unavailable in unavailable_errors:
         app.add_exception_handler(unavailable, _handle_database_unavailable)
     app.add_exception_handler(DBAPIError, _handle_database_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
