@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     lookups_per_10_minutes: int = 60
     # Failed logins from one address, whatever the e-mail: guessing across many accounts.
     login_attempts_per_10_minutes: int = 30
+    # Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the
+    # client the per-address limits count; from anyone else the header is ignored.
+    trusted_proxies: str = ""
     # A human needs a few seconds to fill in the form; bots post at once.
     form_min_fill_seconds: float = 3.0
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.bodylimit import BodyLimit
 from app.config import Settings
@@ -279,6 +280,9 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     )
 
     app.add_middleware(SecurityHeaders, settings=settings)
+    if settings.trusted_proxies.strip():
+        # Outermost: every layer, the limits included, sees the client the proxy names.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
     app.add_exception_handler(AppError, _handle_app_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
