@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the
     # client the per-address limits count; from anyone else the header is ignored.
     trusted_proxies: str = ""
+    # /metrics answers the loopback address, or a request with this bearer token.
+    metrics_token: SecretStr | None = None
     # A human needs a few seconds to fill in the form; bots post at once.
     form_min_fill_seconds: float = 3.0
 

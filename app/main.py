@@ -25,6 +25,7 @@ from app.db import DatabaseTimeout, create_engine, create_sessionmaker
 from app.errors import AppError
 from app.headers import content_security_policy
 from app.i18n import N_
+from app.metrics import RequestMetrics
 from app.routers import (
     admin,
     api_auth,
@@ -40,6 +41,7 @@ from app.routers import (
     insight_pages,
     intake,
     leaving,
+    metrics,
     public,
     register_pages,
     team_pages,
@@ -280,6 +282,7 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     )
 
     app.add_middleware(SecurityHeaders, settings=settings)
+    app.add_middleware(RequestMetrics)
     if settings.trusted_proxies.strip():
         # Outermost: every layer, the limits included, sees the client the proxy names.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
@@ -315,6 +318,7 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.include_router(leaving.pages)
     app.include_router(operator_pages.router)
     app.include_router(billing.pages)
+    app.include_router(metrics.router)
     app.include_router(public.router)
     app.include_router(intake.router)  # last: it owns the catch-all /{slug}
     return app

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.crypto.spool import SealedSpool
 from app.errors import AppError, InsufficientStorage, InvalidInput, TooLarge
 from app.i18n import N_
+from app.metrics import LOGIN_FAILURES
 from app.services.attachments import IncomingFile
 from app.services.ratelimit import RateLimiter
 
@@ -34,8 +35,12 @@ def failed_logins_limited(request: Request, settings: Settings) -> Iterator[None
     The attempt is counted before it runs, so concurrent guesses cannot overrun the budget,
     and given back when it succeeds: people logging in from one office are not limited.
     """
-    rate_limit(request, "login", settings.login_attempts_per_10_minutes, 600)
-    yield
+    try:
+        rate_limit(request, "login", settings.login_attempts_per_10_minutes, 600)
+        yield
+    except AppError as exc:
+        LOGIN_FAILURES.labels(exc.code).inc()
+        raise
     limiter: RateLimiter = request.app.state.rate_limiter
     limiter.refund("login", _address(request))
 
