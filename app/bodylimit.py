@@ -1,10 +1,12 @@
 """A bound on every request body, enforced before and while it is read, and the content types
 the JSON API accepts for a request that changes something."""
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi.routing import iter_route_contexts
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -12,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.errors import TooLarge
 from app.i18n import N_
 
+logger = logging.getLogger("pistalka")
 MESSAGE = N_("The request is too large.")
 UNSUPPORTED = N_("Send the request as JSON (application/json).")
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -100,4 +103,8 @@ class BodyLimit:
                 raise TooLarge(MESSAGE)
             return message
 
-        await self.app(scope, limited_receive, send)
+        try:
+            await self.app(scope, limited_receive, send)
+        except ClientDisconnect:
+            # Nobody is left to answer, and nothing of the request (path, address) is logged.
+            logger.info("a client went away before its request was read")

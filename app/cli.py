@@ -3,8 +3,10 @@
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import getpass
 import logging
+import os
 import signal
 import sys
 from datetime import date
@@ -18,11 +20,41 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 
+# The pid of `serve --workers N`'s supervisor, passed to the web processes it starts.
+SUPERVISOR_PID = "PISTALKA_SERVE_SUPERVISOR_PID"
+PR_SET_PDEATHSIG = 1
+
+
+def _exit_with_supervisor() -> None:
+    """Have this web process sent SIGTERM when its supervisor dies, even by SIGKILL.
+
+    Otherwise an orphan would go on holding the port and running the worker, and a restarted
+    service would share the port with it. Linux only (prctl).
+    """
+    supervisor = int(os.environ.get(SUPERVISOR_PID, "0"))
+    if not supervisor or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != supervisor:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def app_with_worker() -> "FastAPI":
     """The app of one of several `serve --workers` processes, running the worker too."""
     from app.main import create_app
 
+    _exit_with_supervisor()
     return create_app(run_background_worker=True)
+
+
+def app_without_worker() -> "FastAPI":
+    """The app of one of several `serve --workers --no-worker` processes."""
+    from app.main import create_app
+
+    _exit_with_supervisor()
+    return create_app()
 
 
 def _serve(settings: Settings, host: str, port: int, worker: bool, workers: int = 1) -> None:
@@ -36,7 +68,8 @@ def _serve(settings: Settings, host: str, port: int, worker: bool, workers: int 
     # No access log: request lines carry client addresses and, on tracking pages, secrets.
     if workers > 1:
         # Each process builds its app from the same environment and the secret written above.
-        factory = "app.cli:app_with_worker" if worker else "app.main:create_app"
+        factory = "app.cli:app_with_worker" if worker else "app.cli:app_without_worker"
+        os.environ[SUPERVISOR_PID] = str(os.getpid())
         uvicorn.run(
             factory,
             factory=True,

@@ -38,8 +38,15 @@ class Settings(BaseSettings):
     login_lock_minutes: int = 15
     login_slowdown_seconds: float = 1.0
 
+    # The longest wait for the database: connecting, a pooled connection, a lock, a statement
+    # of a request. A frozen or unreachable database then answers 503 instead of hanging.
+    database_timeout_seconds: float = 5.0
+
     worker_interval_seconds: float = 2.0
 
+    # Where uploads are held, encrypted, while the request is read; the system's temporary
+    # directory by default.
+    spool_dir: Path | None = None
     max_file_bytes: int = 25 * 1024 * 1024
     max_files: int = 10
     submissions_per_hour: int = 10
@@ -49,6 +56,11 @@ class Settings(BaseSettings):
     registrations_per_hour: int = 5
     # Failed logins from one address, whatever the e-mail: guessing across many accounts.
     login_attempts_per_10_minutes: int = 30
+    # Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the
+    # client the per-address limits count; from anyone else the header is ignored.
+    trusted_proxies: str = ""
+    # /metrics answers the loopback address, or a request with this bearer token.
+    metrics_token: SecretStr | None = None
     # A human needs a few seconds to fill in the form; bots post at once.
     form_min_fill_seconds: float = 3.0
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event, exc, false, update
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -35,27 +35,71 @@ def _private_sqlite_files(database: str | None) -> None:
             os.chmod(database + suffix, 0o600)
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+class DatabaseTimeout(Exception):
+    """The database did not answer within `database_timeout_seconds`: it is away or frozen."""
+
+
+# The worker and the commands may run statements that take minutes (VACUUM after a purge).
+LONG_STATEMENT_SECONDS = 30.0
+
+
+def create_engine(settings: Settings, *, long_statements: bool = False) -> AsyncEngine:
+    """The engine, every wait of which is bounded so a stuck database answers 503 in seconds.
+
+    Connecting, waiting for a pooled connection and (on SQLite) for the write lock never take
+    longer than `database_timeout_seconds`; nor does a statement, unless `long_statements`.
+    """
     # hide_parameters: a database error's message, which may reach a log, never quotes values.
     url = settings.resolved_database_url
+    timeout = settings.database_timeout_seconds
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         _private_sqlite_files(make_url(url).database)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        busy = max(timeout, LONG_STATEMENT_SECONDS) if long_statements else timeout
+        engine = create_async_engine(url, connect_args={"timeout": busy}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
             # Deleted rows are overwritten with zeros, so purged and erased ciphertext does not
             # stay readable on free pages of the file (and in backups copied from it).
             cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine
-    engine = create_async_engine(url, pool_size=10, max_overflow=10, hide_parameters=True)
+    connect_args: dict[str, float] = {"timeout": timeout}
+    if not long_statements:
+        connect_args["command_timeout"] = timeout
+    engine = create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=timeout,
+        connect_args=connect_args,
+        hide_parameters=True,
+    )
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+        # A server that accepts the TCP connection and never answers (frozen, overloaded).
+        try:
+            return dialect.loaded_dbapi.connect(*cargs, **cparams)
+        except TimeoutError as error:
+            raise DatabaseTimeout() from error
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _timeout_loses_the_connection(context: ExceptionContext) -> Exception | None:
+        # A statement or a connect that timed out leaves the connection in an unknown state (a
+        # frozen server may still run what it was sent): it is closed, never reused, so the
+        # transaction can never be committed after the client was answered.
+        if isinstance(context.original_exception, TimeoutError):
+            context.is_disconnect = True
+            context.invalidate_pool_on_disconnect = False
+            return DatabaseTimeout()
+        return None
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _discard_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

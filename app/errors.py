@@ -54,6 +54,19 @@ class RateLimited(AppError):
         self.retry_after = retry_after
 
 
+class InsufficientStorage(AppError):
+    """The disk that holds uploads while they are read is full."""
+
+    status_code = 507
+    code = "insufficient_storage"
+
+    def __init__(self) -> None:
+        super().__init__(
+            N_("The server has no room for the files just now. Try again later, or send "
+               "smaller files.")
+        )  # fmt: skip
+
+
 class KeyIntegrityFailure(AppError):
     """Stored key material failed its integrity check: nothing is sealed to it or opened."""
 

@@ -17,13 +17,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.bodylimit import BodyLimit
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
+from app.db import DatabaseTimeout, create_engine, create_sessionmaker
 from app.errors import AppError
 from app.headers import content_security_policy
 from app.i18n import N_
+from app.metrics import RequestMetrics
 from app.routers import (
     admin,
     api_auth,
@@ -39,6 +41,7 @@ from app.routers import (
     insight_pages,
     intake,
     leaving,
+    metrics,
     processor,
     public,
     register_pages,
@@ -244,8 +247,11 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = None
+        # The worker's statements may take minutes (VACUUM): its own engine does not bound them.
+        worker_engine = create_engine(settings, long_statements=True)
         if run_background_worker:
-            task = asyncio.create_task(run_worker(sessionmaker, settings, stop))
+            worker_sessionmaker = create_sessionmaker(worker_engine, settings)
+            task = asyncio.create_task(run_worker(worker_sessionmaker, settings, stop))
         try:
             yield
         finally:
@@ -256,6 +262,7 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
             # Mails to whistleblowers live only in memory: a last try before they are lost.
             await courier.current().drain()
             await engine.dispose()
+            await worker_engine.dispose()
 
     app = FastAPI(
         title="Píšťalka",
@@ -277,13 +284,20 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     )
 
     app.add_middleware(SecurityHeaders, settings=settings)
+    app.add_middleware(RequestMetrics)
+    if settings.trusted_proxies.strip():
+        # Outermost: every layer, the limits included, sees the client the proxy names.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
     app.add_exception_handler(AppError, _handle_app_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_error)
     # Refused or reset connections reach us unwrapped from asyncpg's connect; a pool with every
     # connection taken for too long raises its own TimeoutError.
-    for unavailable in (OperationalError, InterfaceError, ConnectionError, PoolTimeoutError):
+    unavailable_errors = (
+        OperationalError, InterfaceError, ConnectionError, PoolTimeoutError, DatabaseTimeout
+    )  # fmt: skip
+    for unavailable in unavailable_errors:
         app.add_exception_handler(unavailable, _handle_database_unavailable)
     app.add_exception_handler(DBAPIError, _handle_database_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -306,6 +320,7 @@ def create_app(settings: Settings | None = None, *, run_background_worker: bool 
     app.include_router(leaving.pages)
     app.include_router(operator_pages.router)
     app.include_router(billing.pages)
+    app.include_router(metrics.router)
     app.include_router(public.router)
     app.include_router(processor.router)
     app.include_router(intake.router)  # last: it owns the catch-all /{slug}

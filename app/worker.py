@@ -15,6 +15,7 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.metrics import PURGE_RUNS
 from app.models.base import utcnow
 from app.services import billing, deadlines, housekeeping, leaving, mail, reminders, retention
 
@@ -50,9 +51,14 @@ async def purge_expired(sessionmaker: async_sessionmaker[AsyncSession], settings
     today = deadlines.local_date(utcnow())
     if _purged_on == today:
         return 0
-    reports = await retention.purge(sessionmaker, today)
-    organisations = await leaving.erase_cancelled(sessionmaker)
-    await retention.reclaim(sessionmaker, reports=reports, organisations=organisations)
+    try:
+        reports = await retention.purge(sessionmaker, today)
+        organisations = await leaving.erase_cancelled(sessionmaker)
+        await retention.reclaim(sessionmaker, reports=reports, organisations=organisations)
+    except Exception:
+        PURGE_RUNS.labels("failed").inc()
+        raise
+    PURGE_RUNS.labels("done").inc()
     _purged_on = today
     return reports + organisations
 

@@ -13,6 +13,8 @@ from tests.browser import free_port
 from tests.conftest import FAST_ARGON2, TEST_SECRET
 
 PISTALKA = Path(sys.executable).parent / "pistalka"
+# The checkout the tests run from, imported by the served process too (not the installed one).
+SOURCE = Path(__file__).resolve().parent.parent
 
 
 class ServedApp:
@@ -38,6 +40,7 @@ class ServedApp:
             **settings,
         }
         env.update({f"PISTALKA_{k.upper()}": str(v) for k, v in values.items()})
+        env["PYTHONPATH"] = str(SOURCE)
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -9,9 +9,11 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -375,7 +377,26 @@ class PrivatePostgres:
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast",
                   "-w", "-t", "60", "stop")  # fmt: skip
 
+    def _processes(self) -> list[int]:
+        """The postmaster and every backend and auxiliary process it started."""
+        postmaster = int((self.directory / "data" / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(  # noqa: S603
+            ["/usr/bin/pgrep", "-P", str(postmaster)], capture_output=True, text=True, timeout=10
+        ).stdout.split()
+        return [postmaster, *map(int, children)]
+
+    def freeze(self) -> None:
+        """SIGSTOP the whole cluster: connections stay open, nothing answers on them."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+
     def remove(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.thaw()
         with contextlib.suppress(AssertionError):
             self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -451,6 +472,65 @@ async def test_outage_of_postgresql_answers_503_and_the_service_recovers_by_itse
             await submit(http, slug, description="After the outage.")
             assert len((await http.get("/api/v1/cases")).json()["items"]) == 2
     finally:
+        served.stop()
+    assert "Traceback" not in served.log.read_text()
+
+
+async def _timed(request: Awaitable[httpx.Response]) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = await request
+    return response, time.monotonic() - started
+
+
+async def test_a_frozen_postgresql_answers_503_within_seconds_and_commits_nothing_later(
+    private_postgres: PrivatePostgres, tmp_path: Path
+) -> None:
+    served = ServedApp(tmp_path / "served", private_postgres.url).start()
+    engine = create_async_engine(Settings(database_url=private_postgres.url).resolved_database_url)
+    try:
+        async with httpx.AsyncClient(base_url=served.url, timeout=60) as http:
+            registered = await register(http)
+            async with engine.begin() as connection:
+                await connection.execute(
+                    update(Organisation).values(
+                        email_verified_at=utcnow(), info_designated_persons=DESIGNATED_PERSONS
+                    )
+                )
+            await engine.dispose()
+            slug = registered["slug"]
+            await submit(http, slug)
+            report = {"description": "Sent while the database was frozen."}
+
+            private_postgres.freeze()
+            try:
+                # The pool's open connections hang first, then new ones that never get past
+                # the startup handshake: each wait is bounded.
+                for _ in range(3):
+                    health, seconds = await _timed(http.get("/healthz"))
+                    assert health.status_code == 503, health.text
+                    assert seconds < 10
+                    sent, seconds = await _timed(
+                        http.post(f"/api/v1/public/{slug}/reports", json=report)
+                    )
+                    _assert_unavailable_json(sent)
+                    assert seconds < 10
+                page, seconds = await _timed(http.get(f"/{slug}"))
+                assert page.status_code == 503
+                assert page.headers["content-type"].startswith("text/html")
+                assert seconds < 10
+            finally:
+                private_postgres.thaw()
+
+            async with asyncio.timeout(60):
+                while (await http.get("/healthz")).status_code != 200:
+                    await asyncio.sleep(0.2)
+            async with engine.connect() as connection:
+                await asyncio.sleep(2)  # time for anything still queued in the server to run
+                descriptions = await connection.scalar(select(func.count()).select_from(Report))
+            assert descriptions == 1, "a report answered with 503 was committed afterwards"
+            await submit(http, slug, description="After the freeze.")
+    finally:
+        await engine.dispose()
         served.stop()
     assert "Traceback" not in served.log.read_text()
 

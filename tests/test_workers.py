@@ -17,6 +17,7 @@ from app.models import AuditEvent, OutboxMail, PurgedReport, Report
 from app.services import mail
 from tests.conftest import TEST_SECRET
 from tests.factories import submit, verified_organisation
+from tests.served import SOURCE
 from tests.smtp import SMTPServer
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -34,6 +35,7 @@ def _start_worker(settings: Settings, smtp_port: int, log: Path) -> subprocess.P
         PISTALKA_SMTP_HOST="127.0.0.1",
         PISTALKA_SMTP_PORT=str(smtp_port),
         PISTALKA_WORKER_INTERVAL_SECONDS="0.1",
+        PYTHONPATH=str(SOURCE),
     )
     with log.open("ab") as output:
         return subprocess.Popen(  # noqa: S603 - our own command

@@ -1,5 +1,6 @@
 """Reading what the whistleblower sends: JSON or multipart with files, bounded; rate limits."""
 
+import errno
 from collections.abc import Iterator
 from contextlib import aclosing, contextmanager
 from typing import BinaryIO, TypeVar, cast, get_origin
@@ -13,8 +14,9 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from app.config import Settings
 from app.crypto.spool import SealedSpool
-from app.errors import AppError, InvalidInput, TooLarge
+from app.errors import AppError, InsufficientStorage, InvalidInput, TooLarge
 from app.i18n import N_
+from app.metrics import LOGIN_FAILURES
 from app.services.attachments import IncomingFile
 from app.services.ratelimit import RateLimiter
 
@@ -23,6 +25,7 @@ MAX_JSON_BYTES = 256 * 1024
 MAX_FIELDS = 40
 MAX_FIELD_BYTES = 64 * 1024
 CHECKBOX_TRUE = {"on", "true", "1", "yes"}
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @contextmanager
@@ -32,8 +35,12 @@ def failed_logins_limited(request: Request, settings: Settings) -> Iterator[None
     The attempt is counted before it runs, so concurrent guesses cannot overrun the budget,
     and given back when it succeeds: people logging in from one office are not limited.
     """
-    rate_limit(request, "login", settings.login_attempts_per_10_minutes, 600)
-    yield
+    try:
+        rate_limit(request, "login", settings.login_attempts_per_10_minutes, 600)
+        yield
+    except AppError as exc:
+        LOGIN_FAILURES.labels(exc.code).inc()
+        raise
     limiter: RateLimiter = request.app.state.rate_limiter
     limiter.refund("login", _address(request))
 
@@ -77,12 +84,14 @@ class _SealedMultiPartParser(MultiPartParser):
     """Starlette's multipart parser, with each file held in a SealedSpool instead of a plain
     temporary file: an upload never lies readable on the disk while the request is read."""
 
+    spool_dir: str | None = None
+
     def on_headers_finished(self) -> None:
         super().on_headers_finished()
         upload = self._current_part.file
         if upload is not None:
             upload.file.close()
-            spool = SealedSpool()
+            spool = SealedSpool(self.spool_dir)
             upload.file = cast(BinaryIO, spool)
             self._files_to_close_on_error[-1] = spool  # type: ignore[call-overload]
 
@@ -109,7 +118,15 @@ async def read_form(request: Request, settings: Settings) -> FormData:
                     max_fields=MAX_FIELDS,
                     max_part_size=MAX_FIELD_BYTES,
                 )
-                form = await parser.parse()
+                if settings.spool_dir is not None:
+                    parser.spool_dir = str(settings.spool_dir)
+                try:
+                    form = await parser.parse()
+                except OSError as exc:
+                    # The parser has closed the spools, which gives their space back.
+                    if exc.errno not in DISK_FULL:
+                        raise
+                    raise InsufficientStorage() from None
         except MultiPartException as exc:
             raise StarletteHTTPException(status_code=400, detail=exc.message) from None
         # Kept where Starlette keeps the form it parsed, so later `request.form()` calls answer
