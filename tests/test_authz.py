@@ -234,6 +234,8 @@ MATRIX: dict[tuple[str, str], Call] = {
     ("GET", "/track/{code}"): Call(everyone(200)),
     ("GET", "/{slug}/track"): Call(everyone(200)),
     ("POST", "/track/messages"): Call(code_holder(200, 404), form={"body": "More facts."}),
+    # A report from the web form has no record to comment on.
+    ("POST", "/track/record-comments"): Call(code_holder(409, 404), form={"body": "Accurate."}),
     ("POST", "/track/files/{attachment_id}"): Call(code_holder(200, 404), form={}),
     ("GET", "/api/v1/public/reports/self"): Call(code_holder(200, 422)),
     ("POST", "/api/v1/public/reports/self/messages"): Call(
@@ -461,6 +463,8 @@ MATRIX: dict[tuple[str, str], Call] = {
     ),
     # Late: it changes what the meeting calls above would answer.
     ("POST", "/api/v1/public/reports/self/meeting"): Call(code_holder(200, 422)),
+    # Asked already by the call above.
+    ("POST", "/track/meeting"): Call(code_holder(409, 404), form={}),
     # Logging out sends the operator to the login page, as the lack of a session does.
     ("POST", "/operator/logout"): Call(operator_page(OPERATOR_LOGIN), form={}),
 }

@@ -198,3 +198,43 @@ async def test_an_organisations_tracking_pages_are_framed_where_its_form_is(
     # The information page is not framed: the form opens it in a new tab, keeping what was typed.
     form = await client.get(f"/{slug}")
     assert f'href="/{slug}/info" target="_blank" rel="noopener noreferrer"' in form.text
+
+
+async def test_the_whistleblower_asks_for_a_meeting_on_the_tracking_page(
+    client: httpx.AsyncClient, organisation: dict[str, str]
+) -> None:
+    code = (await submit(client, organisation["slug"]))["tracking_code"]
+    page = await client.post("/track?lang=en", data={"code": code})
+    assert 'id="ask-meeting"' in page.text
+    asked = await client.post("/track/meeting?lang=en", data={"code": code})
+    assert asked.status_code == 200
+    assert "You asked for a personal meeting" in asked.text
+    assert 'id="ask-meeting"' not in asked.text
+    assert _shown(asked, "meeting-due") is not None
+    again = await client.post("/track/meeting?lang=en", data={"code": code})
+    assert again.status_code == 409
+    wrong = await client.post("/track/meeting?lang=en", data={"code": "X" * 30})
+    assert wrong.status_code == 404
+
+
+async def test_the_whistleblower_comments_on_the_record_on_the_tracking_page(
+    client: httpx.AsyncClient, organisation: dict[str, str]
+) -> None:
+    assert (await login(client, organisation["email"])).status_code == 200
+    created = await client.post(
+        f"/api/v1/cases?organisation={organisation['slug']}",
+        json={"channel": "telephone", "description": "Written record of the call."},
+    )
+    assert created.status_code == 201, created.text
+    code = created.json()["tracking_code"]
+    client.cookies.clear()
+    page = await client.post("/track?lang=en", data={"code": code})
+    assert 'id="record"' in page.text
+    stored = await client.post(
+        "/track/record-comments?lang=en", data={"code": code, "body": "It began in May."}
+    )
+    assert stored.status_code == 200
+    assert "Your comments on the record were stored." in stored.text
+    assert "It began in May." in stored.text
+    empty = await client.post("/track/record-comments?lang=en", data={"code": code, "body": ""})
+    assert empty.status_code == 422

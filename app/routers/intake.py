@@ -8,12 +8,13 @@ opened there may be framed by the origins the organisation allowed for its form.
 
 import hmac
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from app.bodylimit import takes_files
@@ -249,6 +250,68 @@ async def write_message(request: Request, session: SessionDep, settings: Setting
             status_code=exc.status_code,
         )  # fmt: skip
     return await _render_case(request, session, settings, opened, code, notice=N_("Message sent."))
+
+
+async def _act_on_case(
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    code: str,
+    act: Callable[[reports.OpenedReport], Awaitable[None]],
+    notice: str,
+) -> HTMLResponse:
+    """A whistleblower's step on the tracking page: the code opens the case, then `act`."""
+    rate_limit(request, "lookup", settings.lookups_per_10_minutes, 600)
+    try:
+        opened = await reports.open_by_code(session, settings, code)
+    except AppError as exc:
+        return _tracking_page(request, None, error=exc.message, status_code=404)
+    try:
+        async with session.begin_nested():
+            await act(opened)
+    except AppError as exc:
+        return await _render_case(
+            request, session, settings, opened, code, error=exc.message,
+            status_code=exc.status_code,
+        )  # fmt: skip
+    return await _render_case(request, session, settings, opened, code, notice=notice)
+
+
+@router.post("/track/meeting", response_class=HTMLResponse)
+async def request_meeting(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    code: Annotated[str, Form(max_length=100)] = "",
+) -> HTMLResponse:
+    async def act(opened: reports.OpenedReport) -> None:
+        await reports.request_meeting(session, settings, opened)
+
+    notice = N_(
+        "You asked for a personal meeting: the designated person offers one within 14 days."
+    )
+    return await _act_on_case(request, session, settings, code, act, notice)
+
+
+@router.post("/track/record-comments", response_class=HTMLResponse)
+async def comment_on_record(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    code: Annotated[str, Form(max_length=100)] = "",
+    body: Annotated[str, Form(max_length=40000)] = "",
+) -> HTMLResponse:
+    async def act(opened: reports.OpenedReport) -> None:
+        try:
+            data = MessageCreate(body=body)
+        except ValidationError:
+            raise InvalidInput(
+                N_("Write a message (at most 20,000 characters)."), field="body"
+            ) from None
+        await reports.comment_on_record(session, settings, opened, data.body)
+
+    notice = N_("Your comments on the record were stored.")
+    return await _act_on_case(request, session, settings, code, act, notice)
 
 
 @router.post("/track/files/{attachment_id}")
