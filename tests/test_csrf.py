@@ -40,6 +40,8 @@ PUBLIC_FORMS = {
     "/invite/{token}",
     "/track",
     "/track/messages",
+    "/track/meeting",
+    "/track/record-comments",
     "/track/files/{attachment_id}",
     "/{slug}",
 }
