@@ -39,7 +39,7 @@ format: setup
 # Extract the messages of templates and code and merge them into the Czech catalogue.
 messages: setup
 	$(BIN)/pybabel extract -F babel.cfg -k N_ -o app/locale/messages.pot --no-location --omit-header .
-	$(BIN)/pybabel update -i app/locale/messages.pot -d app/locale -l cs --no-fuzzy-matching --omit-header --no-location
+	$(BIN)/pybabel update -i app/locale/messages.pot -d app/locale -l cs --no-fuzzy-matching -w 100
 
 # Every benchmark with small sizes (a few minutes); needs PostgreSQL (bench/common.py) and
 # Chromium. Full sizes and figures: docs/performance.md.
